@@ -1,0 +1,1 @@
+"""The launcher: command line, loading, running (see ../shared/DESIGN.md, "The run, in order")."""

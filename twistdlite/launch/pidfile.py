@@ -1,0 +1,154 @@
+"""The pidfile: a file holding the daemon's PID, and a lock that says whether it is alive.
+
+Liveness never rests on the PID number: the running process holds an
+open-file-description lock (``F_OFD_SETLK``) on the pidfile for its whole
+life. A pidfile nobody holds is stale, whatever PID it names (a reused PID, a
+zombie, garbage). The lock belongs to the open file description, so it
+survives the forks of daemonizing and dies with the last process holding it,
+including after ``kill -9``. Probing (``status``, ``stop``) uses ``F_OFD_GETLK``,
+which never takes the lock, so a probe cannot make a starting daemon fail.
+
+The pidfile is never opened through a symlink (``O_NOFOLLOW``).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import struct
+from dataclasses import dataclass
+from typing import Optional
+
+from twistdlite.launch.errors import AlreadyRunning, LaunchError
+
+# struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid.
+_FLOCK = "hhqqi4x"
+_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
+_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
+
+
+def _lock_request(kind: int) -> bytes:
+    return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the write lock on ``fd``; False when another open file description holds it."""
+    try:
+        fcntl.fcntl(fd, _OFD_SETLK, _lock_request(fcntl.F_WRLCK))
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _is_locked(fd: int) -> bool:
+    """True when some open file description holds a lock on ``fd``'s file (does not take it)."""
+    answer = fcntl.fcntl(fd, _OFD_GETLK, _lock_request(fcntl.F_WRLCK))
+    return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
+
+
+def _read_pid(fd: int) -> Optional[int]:
+    data = os.pread(fd, 64, 0)
+    try:
+        pid = int(data.strip() or b"x")
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def _open(path: str, flags: int) -> int:
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LaunchError(f"pidfile {path} is a symbolic link; refusing to follow it") from None
+        if exc.errno == errno.ENOENT:
+            raise LaunchError(f"cannot create pidfile {path}: directory does not exist") from None
+        raise LaunchError(f"cannot open pidfile {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LaunchError(f"pidfile {path} is not a regular file")
+    return fd
+
+
+@dataclass
+class PidStatus:
+    """What a probe of a pidfile found."""
+
+    exists: bool
+    running: bool
+    pid: Optional[int]
+
+
+def probe(path: str) -> PidStatus:
+    """Look at the pidfile at ``path`` without locking it."""
+    try:
+        fd = _open(path, os.O_RDONLY)
+    except LaunchError:
+        if not os.path.lexists(path):
+            return PidStatus(False, False, None)
+        raise
+    try:
+        return PidStatus(True, _is_locked(fd), _read_pid(fd))
+    finally:
+        os.close(fd)
+
+
+class PidFile:
+    """The pidfile of this run: :meth:`acquire` it, :meth:`write` the PID, :meth:`release` at exit."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: Optional[int] = None
+        #: The PID a stale pidfile named when it was replaced ("" if it held garbage).
+        self.stale: Optional[str] = None
+
+    def acquire(self) -> None:
+        """Lock the pidfile; :class:`AlreadyRunning` if a live process holds it."""
+        while True:
+            fd = _open(self.path, os.O_RDWR | os.O_CREAT)
+            if not _try_lock(fd):
+                pid = _read_pid(fd)
+                os.close(fd)
+                who = f"PID {pid}" if pid else "PID unknown"
+                raise AlreadyRunning(f"already running, {who} (pidfile {os.path.abspath(self.path)})")
+            # The holder we raced with may have removed the file as it exited:
+            # our lock only counts if the path still names the file we locked.
+            try:
+                same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        old = os.pread(fd, 64, 0)
+        if old.strip():
+            self.stale = old.strip().decode("ascii", "replace")
+        self.fd = fd
+
+    def write(self, pid: int) -> None:
+        """Write ``pid`` as the file's whole content."""
+        assert self.fd is not None, "acquire() first"
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{pid}\n".encode(), 0)
+        os.fsync(self.fd)
+
+    def release(self) -> None:
+        """Remove the pidfile (or, when we may not, empty it) and drop the lock."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            ours = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            if ours:
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    os.ftruncate(fd, 0)  # e.g. privileges dropped: an empty, unlocked file is harmless
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

@@ -1,0 +1,86 @@
+"""Users, groups and dropping privileges (behind small functions, so tests can fake them)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from typing import Optional
+
+from twistdlite.launch.errors import LaunchError, UsageError
+
+
+def parse_uid(value: str) -> int:
+    """A user name or number to a uid; :class:`LaunchError` for an unknown user."""
+    if value.isdigit():
+        return int(value)
+    try:
+        return pwd.getpwnam(value).pw_uid
+    except KeyError:
+        raise LaunchError(f"unknown user: {value}") from None
+
+
+def parse_gid(value: str) -> int:
+    """A group name or number to a gid; :class:`LaunchError` for an unknown group."""
+    if value.isdigit():
+        return int(value)
+    try:
+        return grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise LaunchError(f"unknown group: {value}") from None
+
+
+def check_can_switch(uid: Optional[int], gid: Optional[int]) -> None:
+    """Fail early when a switch of user or group is asked for and we are not root."""
+    if os.getuid() == 0:
+        return
+    if uid is not None and uid != os.getuid():
+        raise LaunchError(f"cannot switch to uid {uid}: only root can change user (running as uid {os.getuid()})")
+    if gid is not None and gid != os.getgid():
+        raise LaunchError(f"cannot switch to gid {gid}: only root can change group (running as uid {os.getuid()})")
+
+
+def drop(uid: Optional[int], gid: Optional[int], euid_only: bool = False) -> None:
+    """Switch to ``uid``/``gid`` (with the user's supplementary groups), for good.
+
+    With ``euid_only`` only the effective ids change (twistd's ``--euid``).
+    """
+    if uid is None and gid is None:
+        return
+    check_can_switch(uid, gid)
+    if os.getuid() != 0 and os.geteuid() != 0:
+        return  # nothing to change: check_can_switch accepted our own ids
+    try:
+        if gid is None and uid is not None:
+            gid = pwd.getpwuid(uid).pw_gid
+        if uid is not None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+                os.initgroups(name, gid)
+            except KeyError:
+                os.setgroups([gid])
+        elif gid is not None:
+            os.setgroups([gid])
+        if euid_only:
+            if gid is not None:
+                os.setegid(gid)
+            if uid is not None:
+                os.seteuid(uid)
+        else:
+            if gid is not None:
+                os.setgid(gid)
+            if uid is not None:
+                os.setuid(uid)
+    except OSError as exc:
+        raise LaunchError(f"cannot drop privileges to uid={uid} gid={gid}: {exc.strerror}") from None
+
+
+def parse_umask(value: str) -> int:
+    """An octal umask string to an int; :class:`UsageError` when malformed."""
+    try:
+        mask = int(value, 8)
+    except ValueError:
+        raise UsageError(f"invalid umask {value!r}: expected an octal number such as 022") from None
+    if not 0 <= mask <= 0o777:
+        raise UsageError(f"invalid umask {value!r}: must be between 000 and 777")
+    return mask

@@ -1,0 +1,201 @@
+"""Protocols and factories, mirroring ``twisted.internet.protocol``.
+
+A Twisted-style :class:`Protocol` is driven by the event loop through an
+asyncio adapter (see ``twistdlite._transport``); its ``transport`` offers
+``write``, ``writeSequence``, ``loseConnection``, ``getPeer``, ``getHost`` and
+the producer methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from twistdlite.error import ConnectionDone
+from twistdlite.failure import Failure
+
+__all__ = [
+    "BaseProtocol",
+    "Protocol",
+    "Factory",
+    "ServerFactory",
+    "ClientFactory",
+    "DatagramProtocol",
+    "ConnectedDatagramProtocol",
+    "connectionDone",
+]
+
+log = logging.getLogger("twistdlite")
+
+#: The reason given to ``connectionLost`` for a clean close.
+connectionDone = Failure(ConnectionDone())
+
+
+class BaseProtocol:
+    """The part of a protocol that knows about its transport."""
+
+    connected = 0
+    transport: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        """Attach ``transport`` and call :meth:`connectionMade`."""
+        self.connected = 1
+        self.transport = transport
+        self.connectionMade()
+
+    def connectionMade(self) -> None:
+        """Called when the connection is made; override it."""
+
+
+class Protocol(BaseProtocol):
+    """A stream protocol: override ``dataReceived`` and ``connectionLost``."""
+
+    factory: Optional["Factory"] = None
+
+    def logPrefix(self) -> str:
+        """The label for this protocol's log lines."""
+        return self.__class__.__name__
+
+    def dataReceived(self, data: bytes) -> None:
+        """Called with bytes as they arrive; override it."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Called when the connection is closed; ``reason`` is a :class:`Failure`."""
+
+
+class Factory:
+    """Builds protocols for connections."""
+
+    protocol: Any = None
+    numPorts = 0
+    noisy = True
+
+    @classmethod
+    def forProtocol(cls, protocol: Any, *args: Any, **kwargs: Any) -> "Factory":
+        """Make a factory of this class whose ``protocol`` is ``protocol``."""
+        factory = cls(*args, **kwargs)
+        factory.protocol = protocol
+        return factory
+
+    def logPrefix(self) -> str:
+        """The label for this factory's log lines."""
+        return self.__class__.__name__
+
+    def doStart(self) -> None:
+        """Called by each port that starts using this factory."""
+        if not self.numPorts:
+            if self.noisy:
+                log.info("Starting factory %r", self)
+            self.startFactory()
+        self.numPorts += 1
+
+    def doStop(self) -> None:
+        """Called by each port that stops using this factory."""
+        if self.numPorts == 0:
+            return
+        self.numPorts -= 1
+        if not self.numPorts:
+            if self.noisy:
+                log.info("Stopping factory %r", self)
+            self.stopFactory()
+
+    def startFactory(self) -> None:
+        """Called once, before the first port starts; override it."""
+
+    def stopFactory(self) -> None:
+        """Called once, after the last port stops; override it."""
+
+    def buildProtocol(self, addr: Any) -> Optional[Protocol]:
+        """Make a protocol for a connection from ``addr``; None refuses it."""
+        proto = self.protocol()
+        proto.factory = self
+        return proto
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("numPorts", None)
+        return state
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__qualname__} object at 0x{id(self):x}>"
+
+
+class ServerFactory(Factory):
+    """A factory for servers."""
+
+
+class ClientFactory(Factory):
+    """A factory for clients, told of connection attempts and losses."""
+
+    def startedConnecting(self, connector: Any) -> None:
+        """Called when a connection attempt starts."""
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        """Called when a connection attempt fails."""
+
+    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+        """Called when an established connection is lost."""
+
+
+class AbstractDatagramProtocol:
+    """The start/stop bookkeeping shared by datagram protocols."""
+
+    transport: Any = None
+    numPorts = 0
+    noisy = True
+
+    def logPrefix(self) -> str:
+        """The label for this protocol's log lines."""
+        return self.__class__.__name__
+
+    def doStart(self) -> None:
+        """Called by each port that starts using this protocol."""
+        if not self.numPorts:
+            self.startProtocol()
+        self.numPorts += 1
+
+    def doStop(self) -> None:
+        """Called by each port that stops using this protocol."""
+        if self.numPorts == 0:
+            return
+        self.numPorts -= 1
+        self.transport = None
+        if not self.numPorts:
+            self.stopProtocol()
+
+    def startProtocol(self) -> None:
+        """Called when the protocol starts listening; override it."""
+
+    def stopProtocol(self) -> None:
+        """Called when the protocol stops listening; override it."""
+
+    def makeConnection(self, transport: Any) -> None:
+        """Attach ``transport`` and start the protocol."""
+        self.transport = transport
+        self.doStart()
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        """Called with each datagram and its sender's address; override it."""
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("numPorts", None)
+        state.pop("transport", None)
+        return state
+
+
+class DatagramProtocol(AbstractDatagramProtocol):
+    """A protocol for UDP and unconnected UNIX datagram sockets."""
+
+    def connectionRefused(self) -> None:
+        """Called when a datagram we sent was refused (connected sockets only)."""
+
+
+class ConnectedDatagramProtocol(AbstractDatagramProtocol):
+    """A protocol for connected datagram sockets (UNIX datagram clients)."""
+
+    def datagramReceived(self, datagram: bytes, addr: Any = None) -> None:  # type: ignore[override]
+        """Called with each datagram; override it."""
+
+    def connectionFailed(self, failure: Failure) -> None:
+        """Called when the connection could not be made."""

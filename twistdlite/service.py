@@ -1,0 +1,329 @@
+"""The service tree: IService, IServiceCollection, Service, MultiService, Application.
+
+Mirrors ``twisted.application.service``. ``startService()`` and
+``stopService()`` may return an awaitable; a :class:`MultiService` awaits it
+before moving on to the next sibling. A tree of purely synchronous services
+starts and stops synchronously, with no event loop at all, as in Twisted.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any, Awaitable, Iterator, Optional, Protocol, runtime_checkable
+
+__all__ = [
+    "IService",
+    "IServiceCollection",
+    "IProcess",
+    "Service",
+    "MultiService",
+    "Application",
+    "maybe_await",
+]
+
+_MISSING = object()
+
+
+class _AdaptingProtocolMeta(type(Protocol)):  # type: ignore[misc]
+    """Metaclass that makes ``IFoo(obj)`` adapt like a zope interface does."""
+
+    def __call__(cls, obj: Any = _MISSING, default: Any = _MISSING) -> Any:
+        if obj is _MISSING:
+            raise TypeError(f"{cls.__name__} is an interface and cannot be instantiated")
+        if isinstance(obj, cls):
+            return obj
+        get_component = getattr(obj, "getComponent", None)
+        if get_component is not None:
+            found = get_component(cls)
+            if found is not None:
+                return found
+        if default is not _MISSING:
+            return default
+        raise TypeError(f"Could not adapt {obj!r} to {cls.__name__}")
+
+
+@runtime_checkable
+class IService(Protocol, metaclass=_AdaptingProtocolMeta):
+    """A service: something that can be started and stopped."""
+
+    name: Optional[str]
+    parent: Optional["IServiceCollection"]
+    running: bool
+
+    def setName(self, name: str) -> None:
+        """Set the service's name; an error once it has a parent."""
+
+    def setServiceParent(self, parent: Any) -> None:
+        """Add this service to ``parent``, leaving any previous parent."""
+
+    def disownServiceParent(self) -> Optional[Awaitable[Any]]:
+        """Remove this service from its parent."""
+
+    def privilegedStartService(self) -> None:
+        """Do the start-up work that needs the launching user's rights."""
+
+    def startService(self) -> Optional[Awaitable[Any]]:
+        """Start the service."""
+
+    def stopService(self) -> Optional[Awaitable[Any]]:
+        """Stop the service."""
+
+
+@runtime_checkable
+class IServiceCollection(Protocol, metaclass=_AdaptingProtocolMeta):
+    """A container of services."""
+
+    def getServiceNamed(self, name: str) -> IService:
+        """Return the child service called ``name`` (``KeyError`` if none)."""
+
+    def __iter__(self) -> Iterator[IService]:
+        """Iterate over the child services in the order they were added."""
+
+    def addService(self, service: IService) -> None:
+        """Add a child service."""
+
+    def removeService(self, service: IService) -> Optional[Awaitable[Any]]:
+        """Remove a child service, stopping it if the collection runs."""
+
+
+@runtime_checkable
+class IProcess(Protocol, metaclass=_AdaptingProtocolMeta):
+    """The process-wide settings of an application: its uid and gid."""
+
+    processName: Optional[str]
+    uid: Optional[int]
+    gid: Optional[int]
+
+
+def _isawaitable(result: Any) -> bool:
+    """True when ``result`` can be awaited (cheaper than importing inspect)."""
+    return result is not None and hasattr(type(result), "__await__")
+
+
+def _schedule(result: Any) -> Any:
+    """Let an awaitable returned where nobody can await it run on the running loop.
+
+    Returns the task (or ``result`` unchanged when it is not awaitable or no loop runs).
+    """
+    if not _isawaitable(result):
+        return result
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        if isinstance(result, types.CoroutineType):
+            result.close()  # nobody can ever run it; avoid "never awaited" noise
+        return None
+    return asyncio.ensure_future(result, loop=loop)
+
+
+async def maybe_await(result: Any) -> Any:
+    """Await ``result`` if it is awaitable, else return it."""
+    if _isawaitable(result):
+        return await result
+    return result
+
+
+class Service:
+    """The base service: tracks ``name``, ``parent`` and ``running``."""
+
+    name: Optional[str] = None
+    parent: Optional[Any] = None
+    running: bool = False
+
+    def __getstate__(self) -> dict:
+        """Return the picklable state: everything but the running flag."""
+        state = self.__dict__.copy()
+        state.pop("running", None)
+        return state
+
+    def setName(self, name: str) -> None:
+        """Set the name; ``RuntimeError`` once the service has a parent."""
+        if self.parent is not None:
+            raise RuntimeError("cannot change name when parent exists")
+        self.name = name
+
+    def setServiceParent(self, parent: Any) -> None:
+        """Add this service to ``parent`` (any object adaptable to IServiceCollection)."""
+        if self.parent is not None:
+            self.disownServiceParent()
+        collection = IServiceCollection(parent, parent)
+        self.parent = collection
+        try:
+            collection.addService(self)
+        except BaseException:
+            self.parent = None
+            raise
+
+    def disownServiceParent(self) -> Optional[Awaitable[Any]]:
+        """Remove this service from its parent, stopping it if the parent runs."""
+        result = self.parent.removeService(self)
+        self.parent = None
+        return result
+
+    def privilegedStartService(self) -> None:
+        """Nothing to do with privileges by default."""
+
+    def startService(self) -> Optional[Awaitable[Any]]:
+        """Mark the service running."""
+        self.running = True
+        return None
+
+    def stopService(self) -> Optional[Awaitable[Any]]:
+        """Mark the service stopped."""
+        self.running = False
+        return None
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return f"<{type(self).__name__}{label}>"
+
+
+class MultiService(Service):
+    """A service that holds child services, started in order and stopped in reverse."""
+
+    def __init__(self) -> None:
+        self.services: list[IService] = []
+        self.namedServices: dict[str, IService] = {}
+        self.parent = None
+
+    def privilegedStartService(self) -> None:
+        """Call ``privilegedStartService`` on every child, in order."""
+        Service.privilegedStartService(self)
+        for child in self:
+            child.privilegedStartService()
+
+    def startService(self) -> Optional[Awaitable[Any]]:
+        """Start the children in order, awaiting any that returns an awaitable.
+
+        If a child fails to start, the children already started are stopped
+        again in reverse order, the collection is marked stopped, and the
+        error propagates.
+        """
+        Service.startService(self)
+        children = list(self)
+        for index, child in enumerate(children):
+            try:
+                result = child.startService()
+            except BaseException:
+                return self._unwind(children[:index], sync=True)
+            if _isawaitable(result):
+                return self._start_rest(children, index, result)
+        return None
+
+    async def _start_rest(self, children: list, index: int, pending: Awaitable[Any]) -> None:
+        started = index
+        try:
+            await pending
+            for started in range(index + 1, len(children)):
+                await maybe_await(children[started].startService())
+        except BaseException:
+            await self._unwind(children[:started], sync=False)
+
+    def _unwind(self, started: list, sync: bool) -> Any:
+        """Stop ``started`` in reverse order after a failed start, then re-raise."""
+        import sys
+
+        error = sys.exc_info()[1]
+        self.running = False
+        if sync:
+            for child in reversed(started):
+                _schedule(child.stopService())
+            raise error
+
+        async def unwind_async() -> None:
+            for child in reversed(started):
+                try:
+                    await maybe_await(child.stopService())
+                except Exception:
+                    pass
+            raise error
+
+        return unwind_async()
+
+    def stopService(self) -> Optional[Awaitable[Any]]:
+        """Stop the children in reverse order, awaiting any that returns an awaitable."""
+        Service.stopService(self)
+        children = list(reversed(self.services))
+        for index, child in enumerate(children):
+            result = child.stopService()
+            if _isawaitable(result):
+                return self._stop_rest(children, index, result)
+        return None
+
+    async def _stop_rest(self, children: list, index: int, pending: Awaitable[Any]) -> None:
+        errors: list[BaseException] = []
+        try:
+            await pending
+        except Exception as exc:
+            errors.append(exc)
+        for child in children[index + 1:]:
+            try:
+                await maybe_await(child.stopService())
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def getServiceNamed(self, name: str) -> IService:
+        """Return the child called ``name``; ``KeyError`` if there is none."""
+        return self.namedServices[name]
+
+    def __iter__(self) -> Iterator[IService]:
+        return iter(self.services)
+
+    def __len__(self) -> int:
+        return len(self.services)
+
+    def addService(self, service: IService) -> None:
+        """Add a child; ``RuntimeError`` on a duplicate name. Starts it if we run."""
+        if service.name is not None:
+            if service.name in self.namedServices:
+                raise RuntimeError(
+                    f"cannot have two services with same name {service.name!r}"
+                )
+            self.namedServices[service.name] = service
+        self.services.append(service)
+        if self.running:
+            service.privilegedStartService()
+            _schedule(service.startService())
+
+    def removeService(self, service: IService) -> Optional[Awaitable[Any]]:
+        """Remove a child, stopping it if we run; returns the stop's awaitable if any."""
+        if service.name:
+            del self.namedServices[service.name]
+        self.services.remove(service)
+        if self.running:
+            return _schedule(service.stopService())
+        return None
+
+
+class Application(MultiService):
+    """The root of a service tree: a MultiService carrying the process's uid/gid and components."""
+
+    def __init__(self, name: str, uid: Optional[int] = None, gid: Optional[int] = None) -> None:
+        super().__init__()
+        self.name = name
+        self.processName: Optional[str] = None
+        self.uid = uid
+        self.gid = gid
+        self._components: dict[Any, Any] = {}
+
+    def setComponent(self, interface: Any, component: Any) -> None:
+        """Register ``component`` as this application's provider of ``interface``."""
+        self._components[interface] = component
+
+    def getComponent(self, interface: Any, default: Any = None) -> Any:
+        """Return the component registered for ``interface``, or ``default``."""
+        if interface in (IService, IServiceCollection, IProcess):
+            return self
+        return self._components.get(interface, default)
+
+    def unsetComponent(self, interface: Any) -> None:
+        """Forget the component registered for ``interface``."""
+        self._components.pop(interface, None)
+
+    def setServiceParent(self, parent: Any) -> None:
+        """Applications are roots; they cannot have a parent."""
+        raise RuntimeError("an Application is the root of its tree and cannot have a parent")
