@@ -1,0 +1,194 @@
+"""Shared helpers for end-to-end tests: run twistdlite in subprocesses, wait on readiness and exit.
+
+Never sleep for a fixed time: every wait here polls a condition until a deadline.
+The test session is a child subreaper (see conftest.py), so detached daemons
+are reparented to it and reaped by :func:`wait_gone`, never left as zombies.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+TWISTDLITE = [sys.executable, "-m", "twistdlite"]
+DEADLINE = 20.0
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make this process adopt orphaned descendants (so daemons can be reaped)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except Exception:
+        return False
+
+
+def env(**extra: str) -> dict:
+    """The environment for a twistdlite subprocess: this checkout importable, unbuffered output."""
+    result = dict(os.environ)
+    result["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), result.get("PYTHONPATH", "")]))
+    result["PYTHONUNBUFFERED"] = "1"
+    result.update(extra)
+    return result
+
+
+def run(args: Iterable[str], cwd: Optional[Path] = None, timeout: float = DEADLINE,
+        **env_extra: str) -> subprocess.CompletedProcess:
+    """Run ``twistdlite ARGS`` to completion (with a deadline); returns the completed process."""
+    return subprocess.run([*TWISTDLITE, *args], cwd=cwd, env=env(**env_extra), capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def spawn(args: Iterable[str], cwd: Optional[Path] = None, **env_extra: str) -> subprocess.Popen:
+    """Start ``twistdlite ARGS`` in the background; stdout and stderr merged into ``.stdout``."""
+    return subprocess.Popen([*TWISTDLITE, *args], cwd=cwd, env=env(**env_extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "condition") -> object:
+    """Poll ``condition`` until it returns something truthy; AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+class LineReader:
+    """Reads a Popen's merged output without blocking past a deadline."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.text = ""
+        os.set_blocking(proc.stdout.fileno(), False)
+
+    def _pump(self) -> None:
+        try:
+            chunk = self.proc.stdout.read()
+        except (BlockingIOError, ValueError):
+            chunk = None
+        if chunk:
+            self.text += chunk.decode("utf-8", "replace")
+
+    def wait_for(self, pattern: str, timeout: float = DEADLINE) -> re.Match:
+        """Wait until ``pattern`` (a regex) appears in the output; returns the match."""
+        regex = re.compile(pattern)
+
+        def found():
+            self._pump()
+            match = regex.search(self.text)
+            if match is None and self.proc.poll() is not None:
+                self._pump()
+                match = regex.search(self.text)
+                if match is None:
+                    raise AssertionError(f"process exited ({self.proc.returncode}) before {pattern!r}:\n{self.text}")
+            return match
+
+        return wait_until(found, timeout, f"{pattern!r} in output:\n{self.text}")
+
+    def rest(self) -> str:
+        """Everything read so far, after draining what is left."""
+        self._pump()
+        return self.text
+
+
+def wait_for_file_text(path: Path, pattern: str, timeout: float = DEADLINE) -> re.Match:
+    """Wait until ``pattern`` appears in the file at ``path``; returns the match."""
+    regex = re.compile(pattern)
+
+    def found():
+        try:
+            return regex.search(path.read_text(errors="replace"))
+        except FileNotFoundError:
+            return None
+
+    return wait_until(found, timeout, f"{pattern!r} in {path}")
+
+
+def listening_port(output: str) -> int:
+    """The port from a ``... starting on PORT`` log line."""
+    match = re.search(r"starting on (\d+)", output)
+    assert match, f"no 'starting on PORT' line in:\n{output}"
+    return int(match.group(1))
+
+
+def is_gone(pid: int) -> bool:
+    """True when ``pid`` has exited (reaping it if it is our child or adoptee; a zombie counts as gone)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return True
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def wait_gone(pid: int, timeout: float = DEADLINE) -> None:
+    """Wait until ``pid`` has exited."""
+    wait_until(lambda: is_gone(pid), timeout, f"PID {pid} to exit")
+
+
+def wait_exit(proc: subprocess.Popen, timeout: float = DEADLINE) -> int:
+    """Wait for a Popen to exit; returns its status."""
+    return proc.wait(timeout=timeout)
+
+
+def kill_hard(pid: int) -> None:
+    """SIGKILL ``pid`` if it still runs, and reap it."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        wait_gone(pid, 5)
+    except AssertionError:
+        pass
+
+
+def read_pid(path: Path) -> Optional[int]:
+    """The PID in a pidfile, or None."""
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def connect(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> socket.socket:
+    """A connected TCP socket with a timeout."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(timeout)
+    return sock
+
+
+def recv_until(sock: socket.socket, terminator: bytes = b"\n", limit: int = 1 << 20) -> bytes:
+    """Read from ``sock`` until ``terminator`` is seen or the peer closes."""
+    data = b""
+    while terminator not in data and len(data) < limit:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
