@@ -118,6 +118,26 @@ def _schedule(result: Any) -> Any:
     return asyncio.ensure_future(result, loop=loop)
 
 
+def _log_stop_error(child: Any) -> None:
+    """Log the error a child raised while being stopped after a failed start."""
+    import logging
+
+    logging.getLogger("twistdlite").exception("Error stopping %r after a failed start", child)
+
+
+def _raise_first(errors: list) -> None:
+    """Raise the first of ``errors`` (logging the others), if there are any."""
+    if not errors:
+        return
+    if len(errors) > 1:
+        import logging
+
+        for extra in errors[1:]:
+            logging.getLogger("twistdlite").error(
+                "Another error while stopping services", exc_info=(type(extra), extra, extra.__traceback__))
+    raise errors[0]
+
+
 async def maybe_await(result: Any) -> Any:
     """Await ``result`` if it is awaitable, else return it."""
     if _isawaitable(result):
@@ -229,7 +249,10 @@ class MultiService(Service):
         self.running = False
         if sync:
             for child in reversed(started):
-                _schedule(child.stopService())
+                try:
+                    _schedule(child.stopService())
+                except Exception:
+                    _log_stop_error(child)
             raise error
 
         async def unwind_async() -> None:
@@ -237,23 +260,33 @@ class MultiService(Service):
                 try:
                     await maybe_await(child.stopService())
                 except Exception:
-                    pass
+                    _log_stop_error(child)
             raise error
 
         return unwind_async()
 
     def stopService(self) -> Optional[Awaitable[Any]]:
-        """Stop the children in reverse order, awaiting any that returns an awaitable."""
+        """Stop the children in reverse order, awaiting any that returns an awaitable.
+
+        A child whose stop fails does not keep its siblings running: every
+        child is stopped, then the first error is raised.
+        """
         Service.stopService(self)
         children = list(reversed(self.services))
+        errors: list[BaseException] = []
         for index, child in enumerate(children):
-            result = child.stopService()
+            try:
+                result = child.stopService()
+            except Exception as exc:
+                errors.append(exc)
+                continue
             if _isawaitable(result):
-                return self._stop_rest(children, index, result)
+                return self._stop_rest(children, index, result, errors)
+        _raise_first(errors)
         return None
 
-    async def _stop_rest(self, children: list, index: int, pending: Awaitable[Any]) -> None:
-        errors: list[BaseException] = []
+    async def _stop_rest(self, children: list, index: int, pending: Awaitable[Any],
+                         errors: list) -> None:
         try:
             await pending
         except Exception as exc:
@@ -263,8 +296,7 @@ class MultiService(Service):
                 await maybe_await(child.stopService())
             except Exception as exc:
                 errors.append(exc)
-        if errors:
-            raise errors[0]
+        _raise_first(errors)
 
     def getServiceNamed(self, name: str) -> IService:
         """Return the child called ``name``; ``KeyError`` if there is none."""
