@@ -47,14 +47,15 @@ class LineReceiver(Protocol):
                 self._buffer += data
             else:
                 self._buffer = data
-            delimiter = self.delimiter
             while not self.paused:
                 if self.line_mode:
+                    delimiter = self.delimiter  # lineReceived may change it
                     buf = self._buffer
                     pos = self._pos
                     end = buf.find(delimiter, pos)
                     if end < 0:
-                        if len(buf) - pos > self.MAX_LENGTH:
+                        # A line of MAX_LENGTH may still be waiting for the rest of its delimiter.
+                        if len(buf) - pos >= self.MAX_LENGTH + len(delimiter):
                             line = self.clearLineBuffer()
                             return self.lineLengthExceeded(line)
                         break
