@@ -9,6 +9,7 @@ Twisted. Calls made before the launcher has created the loop (for example at
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -51,8 +52,22 @@ class AlreadyCancelled(ValueError):
     """The delayed call has already been cancelled."""
 
 
+def _current_loop() -> Any:
+    """The installed loop, else the running one (a test's ``asyncio.run``), else None."""
+    if _loop is not None:
+        return _loop
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:  # no loop can be running: don't import asyncio just to ask
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _now() -> float:
-    return _loop.time() if _loop is not None else time.monotonic()
+    loop = _current_loop()
+    return loop.time() if loop is not None else time.monotonic()
 
 
 class DelayedCall:
@@ -109,10 +124,11 @@ class DelayedCall:
             _pending_calls.remove(self)
 
     def _schedule(self) -> None:
-        if _loop is None:
+        loop = _current_loop()
+        if loop is None:
             _pending_calls.append(self)
         else:
-            self._handle = _loop.call_at(self.time, self._run)
+            self._handle = loop.call_at(self.time, self._run)
 
     def _run(self) -> None:
         self._handle = None
@@ -135,9 +151,10 @@ def callLater(delay: float, func: Callable[..., Any], *args: Any, **kw: Any) -> 
 
 
 def callWhenRunning(func: Callable[..., Any], *args: Any, **kw: Any) -> None:
-    """Run ``func(*args, **kw)`` once the loop runs (at once if it already does)."""
-    if _loop is not None and _loop.is_running():
-        _loop.call_soon(_call_logged, func, args, kw)
+    """Run ``func(*args, **kw)`` once the loop runs (soon, if it already does)."""
+    loop = _current_loop()
+    if loop is not None:  # installed but not yet running: call_soon waits for it to run
+        loop.call_soon(_call_logged, func, args, kw)
     else:
         _when_running.append((func, args, kw))
 
@@ -175,10 +192,11 @@ def stop() -> None:
     """Stop the application gracefully, as SIGTERM would."""
     if _stop_hook is not None:
         _stop_hook()
-    elif _loop is not None:
-        _loop.stop()
-    else:
+        return
+    loop = _current_loop()
+    if loop is None or not loop.is_running():
         raise ReactorNotRunning("Can't stop reactor that isn't running.")
+    loop.stop()
 
 
 def install(loop: Any, stop_hook: Optional[Callable[[], None]] = None) -> None:
@@ -203,5 +221,6 @@ def uninstall() -> None:
 
 def __getattr__(name: str) -> Any:
     if name == "running":
-        return _loop is not None and _loop.is_running()
+        loop = _current_loop()
+        return loop is not None and loop.is_running()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
