@@ -123,7 +123,7 @@ class TwistdliteGroup(click.Group):
               help="Sign saved .tap files with, and require them signed by, the key in FILE "
                    "[env: TWISTDLITE_TAP_KEY].")
 @click.option("--allow-unsafe-tap", is_flag=True,
-              help="Load a .tap even when others may write to it.")
+              help="Load a .tap even when it is group/world-writable or owned by another user.")
 @click.version_option(twistdlite.__version__, "--version", prog_name=PROG,
                       message="%(prog)s %(version)s")
 @click.pass_context
@@ -145,7 +145,7 @@ def make_options(params: dict, pidfile_source: Any = None) -> Options:
                          "use -y with a .tac or -f with a .tap")
     if params["python"] and params["file"]:
         raise UsageError("-y/--python and -f/--file cannot be used together")
-    for name, issue in (("syslog", 6), ("logger", 6), ("tap_key", 5), ("allow_unsafe_tap", 5)):
+    for name, issue in (("syslog", 6), ("logger", 6)):
         if params.get(name):
             flag = "--" + name.replace("_", "-")
             raise NotAvailable(f"{flag} is not available yet in twistdlite {twistdlite.__version__}")

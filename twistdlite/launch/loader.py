@@ -80,7 +80,11 @@ def load_tac(path: str) -> Any:
         ) from None
     if "application" not in namespace:
         raise LoadError(f"{path} does not define 'application'")
-    return check_application(namespace["application"], path)
+    application = check_application(namespace["application"], path)
+    from twistdlite.launch import persist
+
+    persist.remember_paths(application, [directory])  # so a restart from its .tap imports them again
+    return application
 
 
 def check_application(application: Any, source: str) -> Any:

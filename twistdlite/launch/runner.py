@@ -28,6 +28,10 @@ def run(options: Options) -> int:
     """Run the application the options describe; returns the exit status (raises LaunchError)."""
     check_reactor(options.reactor)
     application = loader.load(options)                                    # 1
+    if not options.no_save:
+        from twistdlite.launch import persist
+
+        persist.prepare_save(application, options)  # read --tap-key before chdir/chroot/setuid
     enter_directories(options)                                            # 2
     uid, gid = process_ids(options, application)
     privileges.check_can_switch(uid, gid)
