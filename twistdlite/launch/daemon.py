@@ -1,31 +1,50 @@
 """Detaching (python-daemon) and the readiness pipe between the daemon and the launching command.
 
 The launching command forks once; the child detaches with python-daemon's
-``DaemonContext`` (fork, setsid, fork, stdio to /dev/null, descriptors closed
-except an explicit list). The launching command reads the readiness pipe until
-the daemon reports ``ready`` or an error, or dies without a word.
+``DaemonContext`` (fork, setsid, fork, stdio to /dev/null, every descriptor
+closed except an explicit list: the readiness pipe, the pidfile and, with
+``-l -``, stdout). The daemon first sends its PID, then ``READY`` once every
+service has started, or an error. The launching command reads the pipe until
+then, with a deadline: a daemon that dies without a word (EOF) or stays silent
+past the deadline (it is killed) is a failed start too, never a hang.
+
+The daemon sends a failure only when it is done cleaning up (services
+stopped, pidfile removed): :meth:`PipeReadiness.failed` records the message
+and :meth:`PipeReadiness.close` sends it, so when the launching command exits
+1 a new start can follow at once.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
-from typing import Iterable, Optional
+import sys
+import time
+from typing import Any, Iterable, Optional, Union
 
 from twistdlite.launch.errors import StartError
 
+_PID = b"PID "
 _READY = b"READY\n"
 _ERROR = b"ERROR\n"
+
+#: Seconds the launching command waits beyond the daemon's own start and stop
+#: deadlines before it declares the daemon wedged and kills it.
+GRACE = 10.0
 
 
 class Readiness:
     """How the run reports its start-up outcome. In the foreground it says nothing."""
 
+    #: Descriptors detaching closed that the run did not ask to keep (``"fd -> target"``).
+    closed_fds: "tuple | list" = ()
+
     def ready(self) -> None:
         """Every service has started."""
 
     def failed(self, message: str) -> None:
-        """The start failed with ``message``."""
+        """The start failed with ``message`` (the first failure reported wins)."""
 
     def close(self) -> None:
         """Nothing more will be reported."""
@@ -36,6 +55,8 @@ class PipeReadiness(Readiness):
 
     def __init__(self, fd: int) -> None:
         self.fd: Optional[int] = fd
+        self.error: Optional[str] = None
+        self.closed_fds: list = []
 
     def _send(self, data: bytes) -> None:
         if self.fd is None:
@@ -46,83 +67,186 @@ class PipeReadiness(Readiness):
                 data = data[written:]
         except OSError:
             pass  # the launching command is gone; nobody to tell
-        self.close()
+
+    def announce(self, pid: int) -> None:
+        """Tell the launching command the daemon's PID (so it can kill a daemon that never reports)."""
+        self._send(_PID + str(pid).encode() + b"\n")
 
     def ready(self) -> None:
         """Tell the launching command to exit 0."""
-        self._send(_READY)
+        if self.error is None:
+            self._send(_READY)
+        self.close()
 
     def failed(self, message: str) -> None:
-        """Tell the launching command to print ``message`` and exit 1."""
-        self._send(_ERROR + message.encode("utf-8", "replace"))
+        """Record ``message``; :meth:`close` sends it (the launching command prints it and exits 1)."""
+        if self.error is None:
+            self.error = message or "start failed"
 
     def close(self) -> None:
-        """Close the pipe (the launching command sees EOF)."""
+        """Send a recorded failure, then close the pipe (the launching command sees EOF)."""
+        if self.error is not None:
+            self._send(_ERROR + self.error.encode("utf-8", "replace"))
         fd, self.fd = self.fd, None
         if fd is not None:
             os.close(fd)
 
 
 class Launcher:
-    """The launching command's side: waits for the daemon's word."""
+    """The launching command's side: waits for the daemon's word, with a deadline."""
 
-    def __init__(self, fd: int, child: int, logfile: Optional[str]) -> None:
+    def __init__(self, fd: int, child: int, logfile: Optional[str], timeout: float) -> None:
         self.fd = fd
         self.child = child
         self.logfile = logfile
+        self.timeout = timeout
+        self.pid: Optional[int] = None
 
     def wait(self) -> None:
         """Return when the daemon is ready; :class:`StartError` with its message otherwise."""
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                continue
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(self.fd)
         try:
-            os.waitpid(self.child, 0)  # the intermediate process python-daemon leaves behind
-        except ChildProcessError:
-            pass
-        data = b"".join(chunks)
+            data, finished = self._read(self.timeout)
+            if not finished:
+                self._kill()
+                self._read(5.0)
+                raise StartError(f"the daemon (PID {self.pid or 'unknown'}) did not report ready within "
+                                 f"{self.timeout:g} s and was killed{self._see_log()}")
+        finally:
+            os.close(self.fd)
+            self._reap()
         if data == _READY:
             return
         if data.startswith(_ERROR):
             raise StartError(data[len(_ERROR):].decode("utf-8", "replace") or "start failed")
-        where = f"; see {os.path.abspath(self.logfile)}" if self.logfile else ""
-        raise StartError(f"the daemon exited before it was ready{where}")
+        raise StartError(f"the daemon exited before it was ready{self._see_log()}")
+
+    def _read(self, timeout: float) -> tuple[bytes, bool]:
+        """Read until EOF or the deadline; returns what came after the PID line and whether EOF was seen."""
+        deadline = time.monotonic() + timeout
+        data = b""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self._strip_pid(data), False
+            readable, _, _ = select.select([self.fd], [], [], remaining)
+            if not readable:
+                continue
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return self._strip_pid(data), True
+            data += chunk
+
+    def _strip_pid(self, data: bytes) -> bytes:
+        if data.startswith(_PID) and b"\n" in data:
+            line, data = data.split(b"\n", 1)
+            try:
+                self.pid = int(line[len(_PID):])
+            except ValueError:
+                pass
+        return data
+
+    def _kill(self) -> None:
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _reap(self) -> None:
+        try:
+            os.waitpid(self.child, 0)  # the intermediate process python-daemon leaves behind
+        except ChildProcessError:
+            pass
+
+    def _see_log(self) -> str:
+        return f"; see {os.path.abspath(self.logfile)}" if self.logfile else ""
 
 
-def detach(keep_fds: Iterable[int], umask: Optional[int], logfile: Optional[str]):
-    """Fork and detach. Returns a :class:`Launcher` in the launching command, a :class:`PipeReadiness` in the daemon."""
-    import daemon  # python-daemon; imported only when detaching
-
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child:
-        os.close(write_fd)
-        return Launcher(read_fd, child, logfile)
-    os.close(read_fd)
-    readiness = PipeReadiness(write_fd)
+def open_descriptors() -> dict:
+    """This process's open descriptors: ``{fd: what it refers to}`` (from /proc/self/fd)."""
+    found = {}
     try:
-        context = daemon.DaemonContext(
-            working_directory=os.getcwd(),
-            umask=umask if umask is not None else os.umask(os.umask(0)),
-            detach_process=True,
-            files_preserve=[write_fd, *keep_fds],
-            prevent_core=False,
-            signal_map={
-                signal.SIGTSTP: None,
-                signal.SIGTTIN: None,
-                signal.SIGTTOU: None,
-                signal.SIGHUP: None,  # never die of a hang-up; the run reopens the log on it
-            },
-        )
-        context.open()
-    except BaseException as exc:  # noqa: BLE001 - must never return into the launcher's code
-        readiness.failed(f"cannot detach: {exc}")
-        os._exit(1)
-    return readiness
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for name in names:
+        try:
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # the descriptor listdir itself used, now closed
+    return found
+
+
+class Detacher:
+    """Detaching, prepared early: python-daemon imported and /dev/null opened before any ``--chroot``.
+
+    ``keep_stdout`` keeps the launching command's stdout as the daemon's
+    (``-l -``); otherwise stdin, stdout and stderr all go to /dev/null.
+    """
+
+    def __init__(self, umask: Optional[int], logfile: Optional[str], timeout: float,
+                 keep_stdout: bool = False) -> None:
+        import daemon as python_daemon  # imported only when detaching
+
+        self.python_daemon = python_daemon
+        self.umask = umask
+        self.logfile = logfile
+        self.timeout = timeout
+        self.devnull = open(os.devnull, "r+b", buffering=0)
+        self.stdout: Any = self.devnull
+        if keep_stdout and _usable(sys.stdout):
+            self.stdout = sys.stdout
+
+    def detach(self, keep_fds: Iterable[int]) -> Union[Launcher, PipeReadiness]:
+        """Fork and detach: a :class:`Launcher` in the launching command, a :class:`PipeReadiness` in the daemon."""
+        keep = [fd for fd in keep_fds if fd is not None]
+        read_fd, write_fd = os.pipe()
+        child = os.fork()
+        if child:
+            os.close(write_fd)
+            self.devnull.close()
+            return Launcher(read_fd, child, self.logfile, self.timeout)
+        os.close(read_fd)
+        readiness = PipeReadiness(write_fd)
+        try:
+            stdio = {0, 1, 2, self.devnull.fileno()}
+            preserved = set(keep) | {write_fd}
+            readiness.closed_fds = [f"{fd} -> {target}" for fd, target in sorted(open_descriptors().items())
+                                    if fd not in stdio and fd not in preserved]
+            context = self.python_daemon.DaemonContext(
+                working_directory=os.getcwd(),
+                umask=self.umask if self.umask is not None else _current_umask(),
+                detach_process=True,
+                files_preserve=[write_fd, *keep],
+                prevent_core=False,
+                stdin=self.devnull,
+                stdout=self.stdout,
+                stderr=self.devnull,
+                signal_map={
+                    signal.SIGTSTP: None,
+                    signal.SIGTTIN: None,
+                    signal.SIGTTOU: None,
+                    signal.SIGHUP: None,  # never die of a hang-up; the run reopens the log on it
+                },
+            )
+            context.open()
+            self.devnull.close()
+            readiness.announce(os.getpid())
+        except BaseException as exc:  # noqa: BLE001 - must never return into the launcher's code
+            readiness.failed(f"cannot detach: {exc}")
+            readiness.close()
+            os._exit(1)
+        return readiness
+
+
+def _usable(stream: Any) -> bool:
+    try:
+        return stream is not None and stream.fileno() >= 0
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

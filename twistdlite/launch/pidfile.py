@@ -8,7 +8,15 @@ survives the forks of daemonizing and dies with the last process holding it,
 including after ``kill -9``. Probing (``status``, ``stop``) uses ``F_OFD_GETLK``,
 which never takes the lock, so a probe cannot make a starting daemon fail.
 
-The pidfile is never opened through a symlink (``O_NOFOLLOW``).
+The pidfile is never opened through a symlink (``O_NOFOLLOW``) nor written
+when it has other hard links, and is made readable by everyone (mode 0644) so
+``status``, ``stop`` and init scripts can read it whatever the umask.
+
+Why not the ``lockfile`` package: its ``PIDLockFile`` takes the lock by
+creating the file (``O_EXCL``) and judges it held by the file's mere
+existence, so it cannot tell a stale pidfile (left by ``kill -9``) from a live
+one, and a reused PID fools anything that reads it. An OS lock held for the
+daemon's whole life is the only liveness test that cannot lie.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import fcntl
 import os
 import stat
 import struct
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -27,6 +36,8 @@ from twistdlite.launch.errors import AlreadyRunning, LaunchError
 _FLOCK = "hhqqi4x"
 _OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
 _OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
+#: How long a losing start waits for the winner to write its PID (for the message only).
+PID_WAIT = 1.0
 
 
 def _lock_request(kind: int) -> bytes:
@@ -68,10 +79,24 @@ def _open(path: str, flags: int) -> int:
         if exc.errno == errno.ENOENT:
             raise LaunchError(f"cannot create pidfile {path}: directory does not exist") from None
         raise LaunchError(f"cannot open pidfile {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise LaunchError(f"pidfile {path} is not a regular file")
+    if info.st_nlink > 1:
+        os.close(fd)
+        raise LaunchError(f"pidfile {path} has other hard links; refusing to use it")
     return fd
+
+
+def _wait_for_pid(fd: int, timeout: float = PID_WAIT) -> Optional[int]:
+    """The PID in the file, waiting a little for a daemon that locked it but has not written it yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = _read_pid(fd)
+        if pid is not None or time.monotonic() >= deadline:
+            return pid
+        time.sleep(0.02)
 
 
 @dataclass
@@ -111,9 +136,9 @@ class PidFile:
         while True:
             fd = _open(self.path, os.O_RDWR | os.O_CREAT)
             if not _try_lock(fd):
-                pid = _read_pid(fd)
+                pid = _wait_for_pid(fd)
                 os.close(fd)
-                who = f"PID {pid}" if pid else "PID unknown"
+                who = f"PID {pid}" if pid else "PID not written yet"
                 raise AlreadyRunning(f"already running, {who} (pidfile {os.path.abspath(self.path)})")
             # The holder we raced with may have removed the file as it exited:
             # our lock only counts if the path still names the file we locked.
@@ -127,6 +152,10 @@ class PidFile:
         old = os.pread(fd, 64, 0)
         if old.strip():
             self.stale = old.strip().decode("ascii", "replace")
+        try:
+            os.fchmod(fd, 0o644)  # anyone may read a PID; only the lock says it is alive
+        except OSError:
+            pass
         self.fd = fd
 
     def write(self, pid: int) -> None:
@@ -135,6 +164,12 @@ class PidFile:
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{pid}\n".encode(), 0)
         os.fsync(self.fd)
+
+    def close(self) -> None:
+        """Close this process's descriptor only: the lock stays with the daemon that shares it."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
 
     def release(self) -> None:
         """Remove the pidfile (or, when we may not, empty it) and drop the lock."""

@@ -9,6 +9,7 @@ a signal, stop, save the ``.tap``, remove the pidfile.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ import sys
 from typing import Any, Optional
 
 import twistdlite
-from twistdlite.launch import daemon, loader, logsetup, privileges
+from twistdlite.launch import daemon, loader, logsetup, privileges, signals
 from twistdlite.launch.errors import LaunchError, StartError, StopTimeout
 from twistdlite.launch.options import Options
 from twistdlite.launch.pidfile import PidFile
@@ -32,27 +33,35 @@ def run(options: Options) -> int:
         from twistdlite.launch import persist
 
         persist.prepare_save(application, options)  # read --tap-key before chdir/chroot/setuid
+    detacher = None
+    if options.daemonize:  # before --chroot: python-daemon imported, /dev/null opened
+        detacher = daemon.Detacher(
+            umask=options.effective_umask,
+            logfile=logsetup.log_path(options, application),
+            timeout=options.start_timeout + options.shutdown_timeout + daemon.GRACE,
+            keep_stdout=options.logfile == "-",
+        )
     enter_directories(options)                                            # 2
     uid, gid = process_ids(options, application)
     privileges.check_can_switch(uid, gid)
     pidfile = PidFile(options.pidfile) if options.pidfile else None
     if pidfile is not None:
         pidfile.acquire()
+    readiness: daemon.Readiness = daemon.Readiness()
     try:
-        readiness: daemon.Readiness = daemon.Readiness()
-        if options.daemonize:                                             # 3
-            side = daemon.detach(
-                keep_fds=[pidfile.fd] if pidfile is not None else [],
-                umask=options.effective_umask,
-                logfile=logsetup.log_path(options),
-            )
+        if detacher is not None:                                          # 3
+            # The descriptors the daemon keeps, an explicit list: the pidfile
+            # (its lock is the daemon's liveness) and, added by the detacher,
+            # the readiness pipe and stdout with -l -. Everything else is closed.
+            side = detacher.detach(keep_fds=([pidfile.fd] if pidfile is not None else [])
+                                   + logsetup.fds_to_keep(application))
             if isinstance(side, daemon.Launcher):
                 if pidfile is not None:
-                    os.close(pidfile.fd)  # the daemon holds the lock now
-                    pidfile.fd = None
+                    pidfile.close()  # the daemon holds the lock now
                 side.wait()
                 return 0
             readiness = side
+        signals.catch_early()
         try:
             if pidfile is not None:                                       # 4
                 pidfile.write(os.getpid())
@@ -62,14 +71,22 @@ def run(options: Options) -> int:
             raise
         try:
             log_start(options, application, pidfile)
+            if readiness.closed_fds:
+                log.info("Detaching closed descriptors the run does not keep: %s",
+                     ", ".join(readiness.closed_fds))
             from twistdlite.launch import debug
 
             return debug.wrap(options, lambda: run_loop(options, application, readiness, logs, uid, gid))
+        except BaseException as exc:
+            # Kept only when nothing more precise was reported first.
+            readiness.failed(str(exc) if isinstance(exc, LaunchError) else f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             logs.close()
     finally:
         if pidfile is not None:
             pidfile.release()
+        readiness.close()  # a failure reaches the launching command only once the pidfile is gone
 
 
 def check_reactor(name: str) -> None:
@@ -151,10 +168,11 @@ def run_loop(options: Options, application: Any, readiness: daemon.Readiness, lo
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+            signals.catch_early()  # the loop's handlers are gone: a late SIGTERM must not skip the clean-up
 
 
 class Serving:
-    """Steps 5 to 7 of the run, on the loop."""
+    """Steps 5 to 7 of the run, on the loop: start (bounded), report, wait for a stop, stop (bounded)."""
 
     def __init__(self, options: Options, application: Any, readiness: daemon.Readiness, logs: Any,
                  uid: Optional[int], gid: Optional[int]) -> None:
@@ -164,7 +182,9 @@ class Serving:
         self.logs = logs
         self.uid = uid
         self.gid = gid
-        self.stopping: Optional[asyncio.Event] = None
+        self.stopping: Optional[asyncio.Event] = None  # set by the first SIGTERM/SIGINT or reactor.stop()
+        self.forced: Optional[asyncio.Event] = None    # set by a second one: stop at once
+        self.stop_reason = "reactor.stop()"
         self.main: Optional[asyncio.Task] = None
         self.signals = 0
 
@@ -178,17 +198,22 @@ class Serving:
         name = signal.Signals(signum).name
         if self.signals == 1:
             log.info("Received %s, shutting down.", name)
+            self.stop_reason = name
             self.request_stop()
         else:
             log.warning("Received %s again, stopping at once.", name)
-            if self.main is not None:
-                self.main.cancel()
+            if self.forced is not None:
+                self.forced.set()
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals.STOP_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
         loop.add_signal_handler(signal.SIGUSR1, self._rotate)
         loop.add_signal_handler(signal.SIGHUP, self._reopen)
+        if not self.options.debug:  # with -b, SIGUSR2 breaks into pdb instead
+            loop.add_signal_handler(signal.SIGUSR2, self._dump_stacks)
+        for signum in signals.take_early():  # arrived before the loop's handlers
+            self._on_signal(signum)
 
     def _rotate(self) -> None:
         log.info("Received SIGUSR1, rotating the log.")
@@ -199,72 +224,130 @@ class Serving:
         log.info("Received SIGHUP, reopening the log.")
         self.logs.reopen()
 
+    def _dump_stacks(self) -> None:
+        from twistdlite.launch import stacks
+
+        log.info("Received SIGUSR2, the stacks of all threads and tasks:\n%s", stacks.dump_stacks())
+
     async def serve(self) -> int:
         """Start, report, wait for a stop, stop, save; returns the exit status."""
-        from twistdlite.service import IService, maybe_await
+        from twistdlite.service import IService
 
         loop = asyncio.get_running_loop()
         self.main = asyncio.current_task()
         self.stopping = asyncio.Event()
+        self.forced = asyncio.Event()
         self._install_signals(loop)
         service = IService(self.application)
+        before = asyncio.all_tasks()
         try:
-            service.privilegedStartService()                              # 5
-            privileges.drop(self.uid, self.gid, self.options.euid)
-            await self._start(service)
+            await self._start(service)                                    # 5
         except LaunchError as exc:
+            log.error("Start-up failed: %s", exc)
             self.readiness.failed(str(exc))
+            await self._settle(before)
             raise
         except Exception as exc:
-            log.exception("Start-up failed")
+            log.error("Start-up failed", exc_info=True)
             message = f"start failed: {type(exc).__name__}: {exc}"
             self.readiness.failed(message)
+            await self._settle(before)
             raise StartError(message) from None
         self.readiness.ready()                                            # 6
         await self.stopping.wait()                                        # 7
         return await self._stop(service)
 
     async def _start(self, service: Any) -> None:
+        """privilegedStartService, drop privileges, startService: all within --start-timeout."""
+        from twistdlite.launch import stacks
         from twistdlite.service import maybe_await
 
-        from twistdlite.launch.errors import LaunchError as _LaunchError
+        loop = asyncio.get_running_loop()
+        timeout = self.options.start_timeout
+        end = loop.time() + timeout
+        if self.stopping.is_set():
+            raise LaunchError(f"stopped by {self.stop_reason} before the services started")
         try:
-            result = service.startService()
-        except Exception:
-            raise
-        if result is None:
+            with signals.deadline(timeout):
+                service.privilegedStartService()
+                privileges.drop(self.uid, self.gid, self.options.euid)
+                result = service.startService()
+        except signals.StartDeadline as exc:
+            raise StartError(self._start_timed_out(stacks.service_in_frame(exc.frame))) from None
+        if not inspect.isawaitable(result):
             return
         start = asyncio.ensure_future(maybe_await(result))
         stop_wait = asyncio.ensure_future(self.stopping.wait())
-        done, _ = await asyncio.wait({start, stop_wait}, timeout=self.options.start_timeout,
+        done, _ = await asyncio.wait({start, stop_wait}, timeout=max(0.0, end - loop.time()),
                                      return_when=asyncio.FIRST_COMPLETED)
         stop_wait.cancel()
         if start in done:
             start.result()
             return
-        start.cancel()
-        try:
-            await start
-        except BaseException:
-            pass
-        await self._stop(service, quiet=True)
+        hung = stacks.service_in_task(start)
+        start.cancel()  # a MultiService stops the children it started, in reverse order
+        await self._bounded(start, "undoing the start")
         if self.stopping.is_set():
-            raise _LaunchError("stopped by a signal before every service had started")
-        raise StartError(f"start timed out after {self.options.start_timeout:g} s")
+            raise LaunchError(f"stopped by {self.stop_reason} before every service had started")
+        raise StartError(self._start_timed_out(hung))
+
+    def _start_timed_out(self, hung: Any) -> str:
+        from twistdlite.launch import stacks
+
+        where = f" (still starting {stacks.describe(hung)})" if hung is not None else ""
+        return f"start timed out after {self.options.start_timeout:g} s{where}"
+
+    async def _bounded(self, task: asyncio.Future, what: str) -> str:
+        """Wait for ``task`` until --shutdown-timeout or a second signal: "done", "timeout" or "forced"."""
+        from twistdlite.launch import stacks
+
+        forced = asyncio.ensure_future(self.forced.wait())
+        try:
+            await asyncio.wait({task, forced}, timeout=self.options.shutdown_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+        if task.done():
+            return "done"
+        if self.forced.is_set():
+            outcome = "forced"
+        else:
+            hung = stacks.service_in_task(task)
+            still = f" (still waiting for {stacks.describe(hung)})" if hung is not None else ""
+            log.error("%s took longer than %g s%s; exiting anyway.", what.capitalize(),
+                      self.options.shutdown_timeout, still)
+            outcome = "timeout"
+        task.cancel()
+        return outcome
+
+    async def _settle(self, before: set) -> None:
+        """After a failed start, let the stops it scheduled finish (bounded like a stop)."""
+        pending = asyncio.all_tasks() - before - {asyncio.current_task()}
+        if pending:
+            await self._bounded(asyncio.ensure_future(asyncio.wait(pending)), "stopping the started services")
 
     async def _stop(self, service: Any, quiet: bool = False) -> int:
         from twistdlite.service import maybe_await
 
         code = 0
+        outcome = "done"
         try:
-            await asyncio.wait_for(maybe_await(service.stopService()), self.options.shutdown_timeout)
-        except asyncio.TimeoutError:
-            log.error("Stopping the application took longer than %g s; exiting anyway.",
-                      self.options.shutdown_timeout)
-            code = 1
+            result = service.stopService()
         except Exception:
             log.exception("Error while stopping the application")
-            code = 1
+            result, code = None, 1
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(maybe_await(result))
+            outcome = await self._bounded(task, "stopping the application")
+            if outcome == "done" and not task.cancelled() and task.exception() is not None:
+                log.error("Error while stopping the application", exc_info=task.exception())
+                code = 1
+            elif outcome != "done":
+                code = 1
+        if outcome == "forced":
+            log.warning("Stopped at once: the services may not have finished stopping; no .tap saved.")
+            log.info("Server Shut Down.")
+            return code
         if quiet:
             return code
         if not self.options.no_save:

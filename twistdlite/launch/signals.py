@@ -1,0 +1,79 @@
+"""Signals outside the event loop's handlers.
+
+* Between detaching and the loop's own handlers, SIGTERM and SIGINT are
+  remembered rather than fatal (the loop replays them: the run stops
+  gracefully and removes its pidfile), SIGHUP and SIGUSR1 are ignored.
+* :func:`deadline` bounds synchronous start-up code (``privilegedStartService``,
+  the synchronous part of ``startService``) with ``SIGALRM``: when it
+  expires, :class:`StartDeadline` is raised in the code that overran.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from types import FrameType
+from typing import Iterator, Optional
+
+#: Signals remembered before the loop handles them (they ask for a stop).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Signals ignored before the loop handles them (they only concern the log).
+LOG_SIGNALS = (signal.SIGHUP, signal.SIGUSR1)
+
+_received: list = []
+
+
+def catch_early() -> None:
+    """Remember SIGTERM/SIGINT and ignore SIGHUP/SIGUSR1 until the loop installs its handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _remember)
+    for signum in LOG_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _remember(signum: int, frame: Optional[FrameType]) -> None:
+    _received.append(signum)
+
+
+def take_early() -> list:
+    """The stop signals received before the loop's handlers (and forget them)."""
+    received = list(_received)
+    del _received[:]
+    return received
+
+
+class StartDeadline(BaseException):
+    """Raised into synchronous start-up code that overran ``--start-timeout``.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so that a service's
+    ``except Exception`` cannot swallow it. ``frame`` is where the code was.
+    """
+
+    def __init__(self, frame: Optional[FrameType]) -> None:
+        super().__init__("start-up deadline exceeded")
+        self.frame = frame
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`StartDeadline` in the enclosed synchronous code once ``seconds`` have passed."""
+    if seconds <= 0:
+        raise StartDeadline(None)
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only: no deadline elsewhere
+        return
+
+    def expired(signum: int, frame: Optional[FrameType]) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        raise StartDeadline(frame)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
