@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 import click
 
 import twistdlite
-from twistdlite.launch.errors import LaunchError, NotAvailable, UsageError
+from twistdlite.launch.errors import LaunchError, UsageError
 from twistdlite.launch.options import DEFAULT_MAX_ROTATED, DEFAULT_PIDFILE, DEFAULT_ROTATE_LENGTH, Options
 
 PROG = "twistdlite"
@@ -145,10 +145,6 @@ def make_options(params: dict, pidfile_source: Any = None) -> Options:
                          "use -y with a .tac or -f with a .tap")
     if params["python"] and params["file"]:
         raise UsageError("-y/--python and -f/--file cannot be used together")
-    for name, issue in (("syslog", 6), ("logger", 6)):
-        if params.get(name):
-            flag = "--" + name.replace("_", "-")
-            raise NotAvailable(f"{flag} is not available yet in twistdlite {twistdlite.__version__}")
     from twistdlite.launch.privileges import parse_gid, parse_uid
 
     uid = parse_uid(params["uid"]) if params["uid"] else None

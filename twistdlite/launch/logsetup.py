@@ -4,89 +4,415 @@ Lines look like twistd's: ``2026-11-22T10:15:30+0000 [system] message``, where
 the system is the record's ``system`` attribute (set for connection lines, e.g.
 ``ReverserProtocol,3,127.0.0.1``) or else the logger's name. Tracebacks are
 indented under their line.
+
+Where the lines go — the first that applies, as in twistd:
+
+1. ``--logger PKG.MOD.FACTORY``: what the factory returns (a log observer or a
+   ``logging.Handler``, see :mod:`twistdlite.logger`);
+2. the Application's :class:`~twistdlite.logger.ILogObserver` component;
+3. ``--syslog``: the local syslog socket (``/dev/log``; the environment variable
+   ``TWISTDLITE_SYSLOG_SOCKET`` names another one), ident ``--prefix``;
+4. ``-l/--logfile PATH`` (``-`` is standard output: a daemon keeps the launching
+   command's standard output for it);
+5. the default: standard output with ``-n``, else ``twistd.log`` in the run
+   directory.
+
+The file of 4/5 rotates at ``--log-rotate-length`` bytes keeping
+``--log-max-rotated`` rotated files. When daemonized, what the process writes
+to ``sys.stdout``/``sys.stderr`` becomes log lines (``[stdout]``/``[stderr]``).
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import os
 import sys
-import time
-from typing import Any, Optional
+import threading
+from typing import Any, Callable, Optional
 
-from twistdlite.launch.errors import StartError
+from twistdlite.launch.errors import LoadError, StartError, UsageError
 from twistdlite.launch.options import DEFAULT_LOGFILE, Options
+from twistdlite.logger import TwistdFormatter, report_errors_once
+
+__all__ = ["TwistdFormatter", "LogSetup", "LogStream", "destination", "log_path", "check",
+           "resolve_logger", "fds_to_keep", "syslog_handler", "start_logging",
+           "SYSLOG_SOCKET_ENV", "DEFAULT_SYSLOG_SOCKET"]
+
+#: The environment variable naming the syslog socket (default ``/dev/log``).
+SYSLOG_SOCKET_ENV = "TWISTDLITE_SYSLOG_SOCKET"
+DEFAULT_SYSLOG_SOCKET = "/dev/log"
 
 
-class TwistdFormatter(logging.Formatter):
-    """Formats records as ``<ISO time> [system] message``, tracebacks indented."""
+class LogStream(io.TextIOBase):
+    """A text stream whose complete lines become log records: a daemon's ``sys.stdout``/``sys.stderr``.
 
-    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.created))
+    Line-buffered: a partial line waits for its newline (or :meth:`close`).
+    A write made while this stream is already logging on the same thread
+    (a handler reporting its own failure to stderr) goes to ``original``
+    instead, so it can never loop.
+    """
 
-    def format(self, record: logging.LogRecord) -> str:
-        system = getattr(record, "system", None) or record.name
-        message = record.getMessage()
-        extra = ""
-        if record.exc_info:
-            if not record.exc_text:
-                record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            extra = record.exc_text
-        if record.stack_info:
-            extra = (extra + "\n" if extra else "") + self.formatStack(record.stack_info)
-        stamp = self.formatTime(record)
-        line = f"{stamp} [{system}] {message}"
-        if extra:
-            line += "\n" + "\n".join("\t" + part for part in extra.splitlines())
-        return line
+    def __init__(self, name: str, level: int, original: Any) -> None:
+        super().__init__()
+        self.logger = logging.getLogger(name)
+        self.level = level
+        self.original = original
+        self.partial = ""
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        """Text is logged as is; files are written as UTF-8."""
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        """What cannot be encoded is backslash-escaped."""
+        return "backslashreplace"
+
+    def writable(self) -> bool:
+        """Always writable."""
+        return True
+
+    def isatty(self) -> bool:
+        """Never a terminal."""
+        return False
+
+    def fileno(self) -> int:
+        """The descriptor of the stream this one replaced (``/dev/null`` in a daemon)."""
+        return self.original.fileno()
+
+    def write(self, text: str) -> int:
+        """Log each complete line of ``text``; keep the rest for the next write."""
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if getattr(self._local, "busy", False):
+            try:
+                self.original.write(text)
+            except Exception:
+                pass
+            return len(text)
+        with self._lock:
+            data = self.partial + text
+            if "\n" not in data:
+                self.partial = data
+                return len(text)
+            *lines, self.partial = data.split("\n")
+        self._emit(lines)
+        return len(text)
+
+    def _emit(self, lines: list) -> None:
+        self._local.busy = True
+        try:
+            log = self.logger.log
+            for line in lines:
+                log(self.level, line)
+        finally:
+            self._local.busy = False
+
+    def flush(self) -> None:
+        """Nothing to do: lines are logged as they complete."""
+
+    def close(self) -> None:
+        """Log a last partial line, if any."""
+        with self._lock:
+            rest, self.partial = self.partial, ""
+        if rest:
+            self._emit([rest])
+        super().close()
 
 
 class LogSetup:
-    """The logging this run set up: :meth:`reopen` on SIGUSR1/SIGHUP, :meth:`close` at exit."""
+    """The logging this run set up: :meth:`rotate` on SIGUSR1, :meth:`reopen` on SIGHUP, :meth:`close` at exit."""
 
-    def __init__(self, handler: logging.Handler, path: Optional[str]) -> None:
+    def __init__(self, handler: logging.Handler, path: Optional[str] = None,
+                 targets: tuple = (), stdio: tuple = ()) -> None:
         self.handler = handler
         self.path = path
+        #: The objects whose ``rotate()``/``reopen()`` the signals call.
+        self.targets = tuple(targets)
+        #: The (name, original, LogStream) triples of a captured sys.stdout/sys.stderr.
+        self.stdio = tuple(stdio)
+
+    def rotate(self) -> None:
+        """Rotate the log file twistdlite manages (if it was moved away, reopen it instead)."""
+        self._call("rotate")
 
     def reopen(self) -> None:
         """Reopen the log file at its path (after an external rotation)."""
-        if isinstance(self.handler, logging.FileHandler):
-            self.handler.acquire()
+        self._call("reopen")
+
+    def _call(self, method: str) -> None:
+        for target in self.targets:
+            action = _action(target, method)
+            if action is None:
+                continue
             try:
-                self.handler.close()
-                self.handler.stream = self.handler._open()
-            finally:
-                self.handler.release()
+                action()
+            except Exception as exc:  # a full disk or a vanished directory must not stop the service
+                logging.getLogger("twistdlite").error("Could not %s the log: %s: %s", method,
+                                                      type(exc).__name__, exc)
 
     def close(self) -> None:
-        """Detach and close the handler."""
+        """Give back sys.stdout/sys.stderr, detach and close the handler; never raises."""
+        for name, original, stream in reversed(self.stdio):
+            try:
+                stream.close()
+            except Exception:
+                pass
+            if getattr(sys, name) is stream:
+                setattr(sys, name, original)
+        self.stdio = ()
         logging.getLogger().removeHandler(self.handler)
-        self.handler.close()
+        try:
+            self.handler.close()
+        except Exception:
+            pass
 
 
-def log_path(options: Options) -> Optional[str]:
-    """The log file this run writes, or None for stdout."""
-    if options.logfile == "-":
+def _action(target: Any, method: str) -> Optional[Callable[[], None]]:
+    """What ``rotate``/``reopen`` means for a target: an observer or LogFile's own method; for a
+    handler, ours (``rotate_now``/``reopen``), a stdlib rotating handler's ``doRollover``, a
+    ``WatchedFileHandler``'s ``reopenIfNeeded``, or reopening a plain ``FileHandler``."""
+    if not isinstance(target, logging.Handler):
+        return getattr(target, method, None)
+    names = ("rotate_now", "doRollover", "reopenIfNeeded", "reopen") if method == "rotate" else (
+        "reopen", "reopenIfNeeded")
+    for name in names:
+        action = getattr(target, name, None)
+        if action is not None:
+            return action
+    if isinstance(target, logging.FileHandler):
+        return _reopener(target)
+    return None
+
+
+def _reopener(handler: logging.FileHandler) -> Callable[[], None]:
+    """Reopen a plain ``logging.FileHandler`` at its path."""
+
+    def reopen() -> None:
+        handler.acquire()
+        try:
+            stream, handler.stream = handler.stream, None
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            handler.stream = handler._open()
+        finally:
+            handler.release()
+
+    return reopen
+
+
+def _component_observer(application: Any) -> Any:
+    """The Application's ILogObserver component, or None."""
+    get_component = getattr(application, "getComponent", None)
+    if get_component is None:
         return None
-    if options.logfile:
-        return options.logfile
-    return None if not options.daemonize else DEFAULT_LOGFILE
+    from twistdlite.logger import ILogObserver
+
+    return get_component(ILogObserver, None)
+
+
+def destination(options: Options, application: Any = None) -> str:
+    """Which destination wins: ``logger``, ``component``, ``syslog``, ``stdout`` or ``file``."""
+    if options.logger:
+        return "logger"
+    if application is not None and _component_observer(application) is not None:
+        return "component"
+    if options.syslog:
+        return "syslog"
+    if options.logfile == "-" or (not options.logfile and not options.daemonize):
+        return "stdout"
+    return "file"
+
+
+def log_path(options: Options, application: Any = None) -> Optional[str]:
+    """The log file this run writes, or None (stdout, syslog, a custom observer without a path)."""
+    kind = destination(options, application)
+    if kind == "file":
+        return options.logfile or DEFAULT_LOGFILE
+    if kind == "component":
+        path = getattr(getattr(_component_observer(application), "outFile", None), "path", None)
+        return path if isinstance(path, str) else None
+    return None
+
+
+def check(options: Options, application: Any = None) -> None:
+    """Refuse a ``--logger`` that cannot be found before anything starts (:class:`UsageError`, :class:`LoadError`)."""
+    if destination(options, application) == "logger":
+        resolve_logger(options.logger)  # type: ignore[arg-type]
+
+
+def resolve_logger(spec: str) -> Callable[[], Any]:
+    """Import the ``--logger`` factory named ``spec``; :class:`UsageError` if it is missing or not callable."""
+    import importlib
+
+    parts = spec.split(".")
+    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+        raise UsageError(f"--logger {spec!r}: expected the dotted name of a callable, PKG.MOD.FACTORY")
+    module = None
+    for index in range(len(parts) - 1, 0, -1):
+        name = ".".join(parts[:index])
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+                continue  # this prefix is not a module; try a shorter one
+            raise _import_failed(spec, name, exc) from None
+        except Exception as exc:
+            raise _import_failed(spec, name, exc) from None
+        break
+    if module is None:
+        raise UsageError(f"--logger {spec!r}: no module named {parts[0]!r}")
+    found: Any = module
+    for attr in parts[index:]:
+        try:
+            found = getattr(found, attr)
+        except AttributeError:
+            raise UsageError(f"--logger {spec!r}: {getattr(found, '__name__', found)!s} "
+                             f"has no attribute {attr!r}") from None
+    if not callable(found):
+        raise UsageError(f"--logger {spec!r}: a {type(found).__name__} is not callable "
+                         "(give a zero-argument callable returning a log observer)")
+    return found
+
+
+def _import_failed(spec: str, module: str, exc: BaseException) -> LoadError:
+    import traceback
+
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return LoadError(f"--logger {spec!r}: error while importing {module}: {type(exc).__name__}: {exc}",
+                     detail=detail)
+
+
+def fds_to_keep(application: Any = None) -> list:
+    """Descriptors loaded code already logs to, which detaching must not close.
+
+    The Application's observer file and handlers the ``.tac`` put on the root
+    logger; closing them would make their writes land in whatever file reuses
+    the descriptor.
+    """
+    observer = _component_observer(application)
+    out_file = getattr(observer, "outFile", None)
+    streams = [getattr(out_file, "handler", None), out_file, getattr(observer, "handler", None),
+               *logging.getLogger().handlers]
+    fds = []
+    for item in streams:
+        stream = getattr(item, "stream", item)
+        try:
+            fd = stream.fileno()
+        except Exception:
+            continue
+        if isinstance(fd, int) and fd > 2 and fd not in fds:
+            fds.append(fd)
+    return fds
+
+
+def syslog_handler(prefix: str, address: Optional[str] = None) -> logging.Handler:
+    """A handler sending to the local syslog socket, ident ``prefix[pid]``; :class:`StartError` if unreachable."""
+    import logging.handlers
+
+    from twistdlite.logger import SyslogFormatter
+
+    address = address or os.environ.get(SYSLOG_SOCKET_ENV) or DEFAULT_SYSLOG_SOCKET
+    try:
+        handler = logging.handlers.SysLogHandler(address=address,
+                                                 facility=logging.handlers.SysLogHandler.LOG_USER)
+    except OSError as exc:
+        raise StartError(f"cannot log to syslog at {address}: {exc.strerror or exc}") from None
+    handler.ident = f"{prefix}[{os.getpid()}]: "
+    handler.setFormatter(SyslogFormatter())
+    return handler
+
+
+def _file_handler(options: Options, path: str) -> logging.Handler:
+    from twistdlite.logfile import RotatingLogHandler
+
+    try:
+        return RotatingLogHandler(path, maxBytes=options.log_rotate_length,
+                                  backupCount=options.log_max_rotated or None)
+    except OSError as exc:
+        where = os.path.abspath(path)
+        if exc.errno == errno.ELOOP:
+            raise StartError(f"cannot open log file {where}: it is a symbolic link (not followed)") from None
+        raise StartError(f"cannot open log file {where}: {exc.strerror or exc}") from None
+
+
+def _stdout_handler(stream: Any) -> logging.Handler:
+    stream = stream or sys.stdout
+    if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # undecodable bytes never kill a line
+        except Exception:
+            pass
+    return logging.StreamHandler(stream)
+
+
+def _observer_handler(observer: Any, what: str) -> logging.Handler:
+    from twistdlite.logger import handler_for
+
+    try:
+        return handler_for(observer)
+    except TypeError as exc:
+        raise StartError(f"{what}: {exc}") from None
+
+
+def _from_logger(spec: str) -> tuple:
+    factory = resolve_logger(spec)
+    try:
+        observer = factory()
+    except Exception as exc:
+        raise StartError(f"--logger {spec!r}: the factory failed: {type(exc).__name__}: {exc}") from None
+    return observer, _observer_handler(observer, f"--logger {spec!r} returned a {type(observer).__name__}")
+
+
+def capture_stdio() -> tuple:
+    """Replace ``sys.stdout``/``sys.stderr`` with :class:`LogStream` objects; returns what to restore."""
+    captured = []
+    for name, level in (("stdout", logging.INFO), ("stderr", logging.ERROR)):
+        original = getattr(sys, name)
+        stream = LogStream(name, level, original)
+        setattr(sys, name, stream)
+        captured.append((name, original, stream))
+    return tuple(captured)
 
 
 def start_logging(options: Options, application: Any = None, stream: Any = None) -> LogSetup:
     """Route the root logger to the run's destination; :class:`StartError` if it cannot be opened."""
-    path = log_path(options)
-    if path is None:
-        handler: logging.Handler = logging.StreamHandler(stream or sys.stdout)
+    check(options, application)
+    kind = destination(options, application)
+    path: Optional[str] = None
+    targets: tuple = ()
+    if kind == "logger":
+        observer, handler = _from_logger(options.logger)  # type: ignore[arg-type]
+        targets = (observer,) if observer is not handler else (handler,)
+        if isinstance(observer, logging.Handler):
+            report_errors_once(handler, f"the --logger handler {handler!r}")
+    elif kind == "component":
+        observer = _component_observer(application)
+        handler = _observer_handler(observer, "the Application's ILogObserver component")
+        targets = (observer,)
+        path = log_path(options, application)
+    elif kind == "syslog":
+        handler = report_errors_once(syslog_handler(options.prefix), "syslog")
+    elif kind == "stdout":
+        handler = report_errors_once(_stdout_handler(stream), "standard output")
+        handler.setFormatter(TwistdFormatter())
     else:
-        try:
-            handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
-        except OSError as exc:
-            raise StartError(f"cannot open log file {os.path.abspath(path)}: {exc.strerror}") from None
-    handler.setFormatter(TwistdFormatter())
+        path = options.logfile or DEFAULT_LOGFILE
+        handler = report_errors_once(_file_handler(options, path), os.path.abspath(path))
+        handler.setFormatter(TwistdFormatter())
+        targets = (handler,)
     root = logging.getLogger()
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    if root.level == logging.WARNING:  # the default: let INFO through; keep a level the .tac chose
+        root.setLevel(logging.INFO)
     logging.captureWarnings(True)
-    return LogSetup(handler, path)
+    stdio = capture_stdio() if options.daemonize else ()
+    return LogSetup(handler, path, targets, stdio)

@@ -1,0 +1,330 @@
+"""Log observers, as in ``twisted.logger``, on the standard ``logging`` module.
+
+Everything logs through stdlib ``logging`` (``logging.getLogger(__name__).info(...)``);
+twistdlite's launcher sends the root logger's records to one destination. A
+**log observer** chooses that destination; it is one of:
+
+* a ``logging.Handler`` — used as is (it gets :class:`TwistdFormatter` if it
+  has no formatter of its own);
+* an object with a ``handler`` attribute holding a ``logging.Handler`` — what
+  :func:`textFileLogObserver` and :func:`jsonFileLogObserver` return; the
+  handler does the work, so logging to a file costs what stdlib logging costs;
+* any other callable taking one argument, an **event** ``dict`` — Twisted's
+  shape (:class:`ILogObserver`). Its keys:
+
+  ``log_time``       the time of the event (``float``, seconds since the epoch)
+  ``log_level``      ``"debug"``, ``"info"``, ``"warn"``, ``"error"`` or ``"critical"``
+  ``log_namespace``  the logger's name
+  ``log_system``     the system shown between brackets (the record's ``system``
+                     attribute, else the logger's name)
+  ``message``        the formatted message text
+  ``log_format``     the same text with ``{`` and ``}`` doubled, so Twisted-style
+                     ``format(**event)`` code renders it unchanged
+  ``log_traceback``  the formatted traceback when there is one, else ``None``
+  ``log_record``     the ``logging.LogRecord`` itself
+
+Register an observer on the Application, as in the Twisted documentation::
+
+    from twistdlite.service import Application
+    from twistdlite.logger import ILogObserver, textFileLogObserver
+    from twistdlite.logfile import DailyLogFile
+    application = Application("myapp")
+    logfile = DailyLogFile("my.log", "/tmp")
+    application.setComponent(ILogObserver, textFileLogObserver(logfile))
+
+An observer or handler that raises is reported once on standard error and
+then ignored; logging never stops the service.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, Callable, Optional, Protocol, TextIO, runtime_checkable
+
+from twistdlite.service import _AdaptingProtocolMeta
+
+__all__ = [
+    "ILogObserver",
+    "TwistdFormatter",
+    "JSONFormatter",
+    "FileLogObserver",
+    "ObserverHandler",
+    "textFileLogObserver",
+    "jsonFileLogObserver",
+    "handler_for",
+    "event_from_record",
+    "report_errors_once",
+]
+
+_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
+           logging.ERROR: "error", logging.CRITICAL: "critical"}
+
+
+@runtime_checkable
+class ILogObserver(Protocol, metaclass=_AdaptingProtocolMeta):
+    """A log observer: called with each event ``dict`` (see the module docstring for its keys).
+
+    Also the key an Application's observer is registered under:
+    ``application.setComponent(ILogObserver, observer)``.
+    """
+
+    def __call__(self, event: dict) -> None:
+        """Observe one event."""
+
+
+def system_of(record: logging.LogRecord) -> str:
+    """The system of a record: its ``system`` attribute, else its logger's name."""
+    return getattr(record, "system", None) or record.name
+
+
+class TwistdFormatter(logging.Formatter):
+    """Formats records as twistd does: ``<ISO time> [system] message``, tracebacks indented by a tab.
+
+    The time is local, to the second, with the UTC offset
+    (``2026-11-22T10:15:30+0000``); ``timeFormat`` (a ``time.strftime`` format)
+    changes it.
+    """
+
+    def __init__(self, timeFormat: str = "%Y-%m-%dT%H:%M:%S%z") -> None:
+        super().__init__()
+        self.timeFormat = timeFormat
+        self._stamp: tuple = (None, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
+        """The record's time, computed once per second."""
+        second = int(record.created)
+        cached_second, stamp = self._stamp
+        if second != cached_second:
+            stamp = time.strftime(datefmt or self.timeFormat, time.localtime(second))
+            self._stamp = (second, stamp)
+        return stamp
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One line; the further lines of a message, and its traceback, indented by a tab."""
+        message = record.getMessage()
+        if "\n" in message:
+            message = message.rstrip("\n").replace("\n", "\n\t")
+        line = f"{self.formatTime(record)} [{getattr(record, 'system', None) or record.name}] {message}"
+        if record.exc_info or record.exc_text or record.stack_info:
+            extra = self.details(record)
+            if extra:
+                line += "\n\t" + extra.replace("\n", "\n\t")
+        return line
+
+    def details(self, record: logging.LogRecord) -> str:
+        """The traceback (and stack) text of a record, or ``""``."""
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        extra = record.exc_text or ""
+        if record.stack_info:
+            extra = (extra + "\n" if extra else "") + self.formatStack(record.stack_info)
+        return extra.rstrip("\n")
+
+
+class SyslogFormatter(TwistdFormatter):
+    """``[system] message`` (syslog adds the time and the ident), tracebacks indented."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One message, the traceback indented under it; undecodable bytes backslash-escaped."""
+        line = f"[{system_of(record)}] {record.getMessage().rstrip(chr(10))}"
+        extra = self.details(record)
+        if extra:
+            line += "\n" + extra
+        line = line.replace("\n", "\n\t")
+        return line.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class JSONFormatter(TwistdFormatter):
+    """One JSON object per record: ``time``, ``level``, ``logger``, ``system``, ``message``, ``exception``.
+
+    ``time`` is the local ISO 8601 time with microseconds and UTC offset;
+    ``exception`` (the traceback text) is present only when there is one.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        micro = int((record.created % 1) * 1_000_000)
+        stamp = self.formatTime(record)
+        event = {
+            "time": f"{stamp[:19]}.{micro:06d}{stamp[19:]}",
+            "level": _LEVELS.get(record.levelno) or record.levelname.lower(),
+            "logger": record.name,
+            "system": system_of(record),
+            "message": record.getMessage(),
+        }
+        extra = self.details(record)
+        if extra:
+            event["exception"] = extra
+        return json.dumps(event, ensure_ascii=False, default=repr)
+
+
+def event_from_record(record: logging.LogRecord, formatter: Optional[logging.Formatter] = None) -> dict:
+    """The Twisted-style event ``dict`` for a record (see the module docstring)."""
+    message = record.getMessage()
+    traceback_text = None
+    if record.exc_info or record.exc_text or record.stack_info:
+        details = formatter if isinstance(formatter, TwistdFormatter) else _DETAILS
+        traceback_text = details.details(record) or None
+    return {
+        "log_time": record.created,
+        "log_level": _LEVELS.get(record.levelno) or record.levelname.lower(),
+        "log_namespace": record.name,
+        "log_system": system_of(record),
+        "message": message,
+        "log_format": message.replace("{", "{{").replace("}", "}}"),
+        "log_traceback": traceback_text,
+        "log_record": record,
+    }
+
+
+_DETAILS = TwistdFormatter()
+
+
+def record_from_event(event: dict) -> logging.LogRecord:
+    """A ``LogRecord`` for an event ``dict`` (its ``log_record`` when it carries one)."""
+    record = event.get("log_record")
+    if isinstance(record, logging.LogRecord):
+        return record
+    levels = {name: level for level, name in _LEVELS.items()}
+    level = levels.get(str(event.get("log_level", "info")), logging.INFO)
+    namespace = str(event.get("log_namespace") or "-")
+    text = event.get("message")
+    if text is None:
+        fmt = event.get("log_format") or ""
+        try:
+            text = fmt.format(**event)
+        except Exception:
+            text = fmt
+    record = logging.LogRecord(namespace, level, "", 0, str(text), None, None)
+    if event.get("log_time") is not None:
+        record.created = float(event["log_time"])
+    if event.get("log_system"):
+        record.system = str(event["log_system"])  # type: ignore[attr-defined]
+    if event.get("log_traceback"):
+        record.exc_text = str(event["log_traceback"])
+    return record
+
+
+def report_errors_once(handler: logging.Handler, what: Optional[str] = None) -> logging.Handler:
+    """Make ``handler`` report its first failure on standard error, and stay quiet after that.
+
+    Replaces the stdlib's behaviour (a traceback on stderr for every failed
+    record), which for a full disk would flood stderr, and, in a daemon whose
+    stderr is captured into the log, would loop.
+    """
+    state = {"reported": False}
+    label = what or repr(handler)
+
+    def handleError(record: logging.LogRecord) -> None:
+        if state["reported"]:
+            return
+        state["reported"] = True
+        error = sys.exc_info()[1]
+        reason = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        try:
+            sys.stderr.write(f"twistdlite: logging to {label} failed: {reason} "
+                             "(further failures are not reported)\n")
+            sys.stderr.flush()
+        except Exception:
+            pass
+
+    handler.handleError = handleError  # type: ignore[method-assign]
+    return handler
+
+
+class ObserverHandler(logging.Handler):
+    """A ``logging.Handler`` that passes each record, as an event ``dict``, to a callable observer."""
+
+    def __init__(self, observer: Callable[[dict], Any]) -> None:
+        super().__init__()
+        self.observer = observer
+        self.setFormatter(TwistdFormatter())
+        report_errors_once(self, f"the log observer {observer!r}")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Call the observer with the record's event."""
+        try:
+            self.observer(event_from_record(record, self.formatter))
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def _stream_handler_for(outFile: Any) -> logging.Handler:
+    """The handler writing to ``outFile``: a LogFile's own, else a ``StreamHandler``."""
+    handler = getattr(outFile, "handler", None)
+    if isinstance(handler, logging.Handler):
+        return handler
+    return logging.StreamHandler(outFile)
+
+
+class FileLogObserver:
+    """An observer writing formatted lines to a file (text or JSON); installed through :attr:`handler`.
+
+    Calling it with an event ``dict`` writes that event too.
+    """
+
+    def __init__(self, outFile: Any, formatter: logging.Formatter) -> None:
+        self.outFile = outFile
+        self.formatter = formatter
+        self.handler = _stream_handler_for(outFile)
+        self.handler.setFormatter(formatter)
+        report_errors_once(self.handler, getattr(outFile, "name", None) or repr(outFile))
+
+    def __call__(self, event: dict) -> None:
+        """Write one event."""
+        self.handler.handle(record_from_event(event))
+
+    def rotate(self) -> None:
+        """Rotate the file, when it can rotate (a LogFile or DailyLogFile)."""
+        rotate = getattr(self.outFile, "rotate", None)
+        if rotate is not None:
+            rotate()
+
+    def reopen(self) -> None:
+        """Reopen the file at its path, when it can (a LogFile or DailyLogFile)."""
+        reopen = getattr(self.outFile, "reopen", None)
+        if reopen is not None:
+            reopen()
+
+    def __getstate__(self) -> dict:
+        return {"outFile": self.outFile, "formatter": self.formatter}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["outFile"], state["formatter"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {type(self.formatter).__name__} to {self.outFile!r}>"
+
+
+def textFileLogObserver(outFile: TextIO, timeFormat: str = "%Y-%m-%dT%H:%M:%S%z") -> FileLogObserver:
+    """An observer writing twistd's text lines (``<time> [system] message``) to ``outFile``.
+
+    ``outFile`` is any text file object, or a :class:`twistdlite.logfile.LogFile`
+    / ``DailyLogFile`` (which then rotates as it is written).
+    """
+    return FileLogObserver(outFile, TwistdFormatter(timeFormat))
+
+
+def jsonFileLogObserver(outFile: TextIO) -> FileLogObserver:
+    """An observer writing one JSON object per line to ``outFile`` (see :class:`JSONFormatter`)."""
+    return FileLogObserver(outFile, JSONFormatter())
+
+
+def handler_for(observer: Any) -> logging.Handler:
+    """The ``logging.Handler`` that delivers records to ``observer`` (``TypeError`` if it is none of the three shapes)."""
+    if isinstance(observer, logging.Handler):
+        if observer.formatter is None:
+            observer.setFormatter(TwistdFormatter())
+        return observer
+    handler = getattr(observer, "handler", None)
+    if isinstance(handler, logging.Handler):
+        return handler
+    if callable(observer):
+        return ObserverHandler(observer)
+    raise TypeError(f"{type(observer).__name__} is not a log observer "
+                    "(a callable taking an event dict, or a logging.Handler)")
