@@ -150,15 +150,15 @@ def _tac_file(obj: Any) -> str:
             code = getattr(member, "__code__", None) or getattr(getattr(member, "__func__", None), "__code__", None)
             if code is not None:
                 break
-    return code.co_filename if code is not None else "the .tac file"
+    return f"the .tac file ({code.co_filename})" if code is not None else "the .tac file"
 
 
 def _reason(error: BaseException) -> str:
     if isinstance(error, _DefinedInTac):
         obj = error.obj
         kind = "class" if isinstance(obj, type) else "function"
-        return (f"it uses {kind} {obj.__qualname__!r}, defined in {_tac_file(obj)} itself, which cannot be "
-                "saved by reference; move it into a module beside the .tac and import it from there")
+        return (f"it uses {kind} {obj.__qualname__!r}, defined in {_tac_file(obj)} itself, so it cannot be "
+                "saved; move it into a module beside the .tac and import it from there")
     if isinstance(error, RecursionError):
         return "it is nested too deeply to pickle"
     return f"{type(error).__name__}: {error}"

@@ -1,0 +1,361 @@
+"""Writing and reading .tap files: atomic 0600 saves, symlinks replaced not followed, unsafe files refused."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import pickle
+import stat
+import sys
+
+import pytest
+
+from twistdlite import service
+from twistdlite.launch import persist
+from twistdlite.launch.errors import LaunchError, LoadError
+from twistdlite.launch.options import Options
+
+ROOT = os.geteuid() == 0
+
+
+def make_app(name: str = "App", children: int = 2) -> service.Application:
+    app = service.Application(name)
+    for index in range(children):
+        child = service.Service()
+        child.setName(f"child{index}")
+        child.setServiceParent(app)
+    return app
+
+
+def leftovers(directory) -> list:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+class Marker:
+    """Unpickling this creates a file: proof that a .tap was (or was not) unpickled."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+# -- atomic writes --------------------------------------------------------------------
+
+def test_save_writes_mode_0600_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        persist.save(make_app(), str(tmp_path / "App-shutdown.tap"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "App-shutdown.tap").stat().st_mode) == 0o600
+    assert leftovers(tmp_path) == []
+
+
+def test_save_replaces_a_planted_symlink_instead_of_following_it(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    link = tmp_path / "App-shutdown.tap"
+    link.symlink_to(victim)
+    persist.save(make_app(), str(link))
+    assert victim.read_text() == "precious"
+    assert not link.is_symlink() and link.is_file()
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600
+    app, _ = persist.load(str(link))
+    assert app.name == "App"
+
+
+def test_save_does_not_create_the_target_of_a_dangling_symlink(tmp_path):
+    target = tmp_path / "elsewhere" / "created-by-attacker"
+    (tmp_path / "elsewhere").mkdir()
+    link = tmp_path / "App-shutdown.tap"
+    link.symlink_to(target)
+    persist.save(make_app(), str(link))
+    assert not target.exists() and link.is_file() and not link.is_symlink()
+
+
+def test_save_fsyncs_the_file_before_the_rename_and_the_directory_after(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        events.append(f"fsync {kind}")
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    persist.save(make_app(), str(tmp_path / "a.tap"))
+    assert events == ["fsync file", "rename", "fsync dir"]
+
+
+def test_full_disk_leaves_the_previous_tap_and_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "App-shutdown.tap"
+    persist.save(make_app(children=1), str(path))
+    before = path.read_bytes()
+
+    def full(fd, chunks):
+        os.write(fd, chunks[0][:10])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(persist, "_write_all", full)
+    with pytest.raises(LaunchError) as info:
+        persist.save(make_app(children=5), str(path))
+    assert str(info.value) == (f"cannot save {path}: No space left on device (in {tmp_path}); "
+                               f"{path} was not changed")
+    assert path.read_bytes() == before
+    assert leftovers(tmp_path) == []
+
+
+def test_failed_rename_leaves_no_temporary_file(tmp_path):
+    (tmp_path / "App-shutdown.tap").mkdir()  # rename over a directory fails
+    with pytest.raises(LaunchError, match="cannot save .*App-shutdown.tap: Is a directory"):
+        persist.save(make_app(), str(tmp_path / "App-shutdown.tap"))
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(ROOT, reason="root writes into any directory (tested end to end with -u nobody)")
+def test_unwritable_directory(tmp_path):
+    path = tmp_path / "App-shutdown.tap"
+    persist.save(make_app(), str(path))
+    before = path.read_bytes()
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(LaunchError, match="Permission denied .in .*; .* was not changed"):
+            persist.save(make_app(children=3), str(path))
+    finally:
+        tmp_path.chmod(0o700)
+    assert path.read_bytes() == before
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(LaunchError, match="No such file or directory"):
+        persist.save(make_app(), str(tmp_path / "gone" / "a.tap"))
+
+
+def test_relative_path_saves_in_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    persist.save(make_app(), "App-shutdown.tap")
+    assert (tmp_path / "App-shutdown.tap").is_file() and leftovers(tmp_path) == []
+
+
+# -- names ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, expected", [
+    ("Counter", "Counter-shutdown.tap"),
+    ("a/../b", "a_.._b-shutdown.tap"),
+    ("", "twistd-shutdown.tap"),
+    (None, "twistd-shutdown.tap"),
+])
+def test_shutdown_tap_path(name, expected):
+    app = service.MultiService()
+    app.name = name
+    assert persist.shutdown_tap_path(app) == expected
+
+
+# -- loading ------------------------------------------------------------------------------
+
+def test_round_trip_keeps_the_tree(tmp_path):
+    path = str(tmp_path / "a.tap")
+    persist.save(make_app("Tree", 3), path, paths=[str(tmp_path)])
+    app, header = persist.load(path)
+    assert header.name == "Tree" and header.path == (str(tmp_path),)
+    assert [child.name for child in app] == ["child0", "child1", "child2"]
+    assert all(child.parent is app for child in app)
+    assert app.getServiceNamed("child1") is app.services[1]
+    assert not app.running and not any(child.running for child in app)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "plain", "newer", "mode"])
+def test_damaged_or_unsafe_file_is_refused_before_unpickling(tmp_path, damage):
+    marker = tmp_path / "unpickled"
+    path = tmp_path / "a.tap"
+    data = b"".join(persist.encode(pickle.dumps(Marker(str(marker)))))
+    if damage == "truncate":
+        data = data[:-3]
+    elif damage == "flip":
+        data = data[:-5] + bytes([data[-5] ^ 0x20]) + data[-4:]
+    elif damage == "plain":
+        data = pickle.dumps(Marker(str(marker)))
+    elif damage == "newer":
+        data = data.replace(b"TWISTDLITE-TAP 1", b"TWISTDLITE-TAP 2", 1)
+    path.write_bytes(data)
+    path.chmod(0o666 if damage == "mode" else 0o600)
+    with pytest.raises(LoadError):
+        persist.load(str(path))
+    assert not marker.exists()
+
+
+def test_the_marker_does_detect_unpickling(tmp_path):
+    """The control for the test above: an intact file with the same payload is unpickled."""
+    marker = tmp_path / "unpickled"
+    path = tmp_path / "a.tap"
+    path.write_bytes(b"".join(persist.encode(pickle.dumps(Marker(str(marker))))))
+    path.chmod(0o600)
+    handle, _ = persist.load(str(path))
+    handle.close()
+    assert marker.exists()
+
+
+def test_load_tap_refuses_what_is_not_an_application(tmp_path):
+    path = tmp_path / "a.tap"
+    path.write_bytes(b"".join(persist.encode(pickle.dumps({"not": "a service"}))))
+    path.chmod(0o600)
+    with pytest.raises(LoadError, match="'application' in .*a.tap is a dict, not a twistdlite service"):
+        persist.load_tap(str(path), Options())
+
+
+@pytest.mark.parametrize("mode, who", [(0o620, "its group"), (0o602, "others"), (0o666, "group and others")])
+def test_writable_by_others_is_refused_unless_allowed(tmp_path, mode, who):
+    path = tmp_path / "a.tap"
+    persist.save(make_app(), str(path))
+    path.chmod(mode)
+    with pytest.raises(LoadError) as info:
+        persist.load(str(path))
+    assert str(info.value) == (f"{path} is writable by {who} (mode {mode:04o}), so anyone could have put code "
+                               f"in it; refusing to load it (chmod go-w {path}, or pass --allow-unsafe-tap "
+                               "if that is intended)")
+    app, _ = persist.load(str(path), allow_unsafe=True)
+    assert app.name == "App"
+
+
+def _stat(uid: int, mode: int = 0o100600) -> os.stat_result:
+    return os.stat_result((mode, 1, 1, 1, uid, 0, 10, 0, 0, 0))
+
+
+def test_file_safety_trusts_root_and_me_only():
+    persist.check_file_safety(_stat(0), "a.tap")
+    persist.check_file_safety(_stat(os.geteuid()), "a.tap")
+    other = 4242 if os.geteuid() != 4242 else 4243
+    with pytest.raises(LoadError, match=f"a.tap is owned by .*uid {other}.*, not by you .* or root; refusing"):
+        persist.check_file_safety(_stat(other), "a.tap")
+    persist.check_file_safety(_stat(other, 0o100666), "a.tap", allow_unsafe=True)
+
+
+@pytest.mark.skipif(not ROOT, reason="chown needs root")
+def test_file_owned_by_another_user_is_refused(tmp_path):
+    path = tmp_path / "a.tap"
+    persist.save(make_app(), str(path))
+    os.chown(path, 65534, 65534)
+    with pytest.raises(LoadError, match="is owned by .*uid 65534.*, not by you .*uid 0.* or root"):
+        persist.load(str(path))
+    assert persist.load(str(path), allow_unsafe=True)[0].name == "App"
+
+
+def test_missing_directory_dangling_link_and_fifo(tmp_path):
+    with pytest.raises(LoadError, match="Application file .*nothing.tap' does not exist"):
+        persist.load_tap(str(tmp_path / "nothing.tap"), Options())
+    with pytest.raises(LoadError, match="is a directory, not a file"):
+        persist.load_tap(str(tmp_path), Options())
+    (tmp_path / "dangling.tap").symlink_to(tmp_path / "gone")
+    with pytest.raises(LoadError, match="does not exist .a dangling symlink"):
+        persist.load_tap(str(tmp_path / "dangling.tap"), Options())
+    os.mkfifo(tmp_path / "fifo.tap", 0o600)
+    with pytest.raises(LoadError, match="is not a regular file"):
+        persist.load_tap(str(tmp_path / "fifo.tap"), Options())
+
+
+def test_modules_beside_the_tac_import_again_from_the_header_path(tmp_path, monkeypatch):
+    moddir = tmp_path / "app"
+    moddir.mkdir()
+    (moddir / "tapmod_beside.py").write_text(
+        "from twistdlite import service\nclass Held(service.Service):\n    value = 0\n")
+    monkeypatch.syspath_prepend(str(moddir))
+    import tapmod_beside
+
+    app = service.Application("Beside")
+    held = tapmod_beside.Held()
+    held.value = 42
+    held.setServiceParent(app)
+    path = str(tmp_path / "a.tap")
+    persist.save(app, path, paths=[str(moddir)])
+    monkeypatch.delitem(sys.modules, "tapmod_beside")
+    sys.path.remove(str(moddir))
+    loaded, _ = persist.load(path)
+    assert loaded.services[0].value == 42
+    assert str(moddir) in sys.path
+    sys.modules.pop("tapmod_beside", None)
+
+
+def test_missing_module_names_it_and_where_it_was(tmp_path, monkeypatch):
+    moddir = tmp_path / "app"
+    moddir.mkdir()
+    (moddir / "tapmod_gone.py").write_text("from twistdlite import service\nclass Held(service.Service):\n    pass\n")
+    monkeypatch.syspath_prepend(str(moddir))
+    import tapmod_gone
+
+    app = service.Application("Gone")
+    tapmod_gone.Held().setServiceParent(app)
+    path = str(tmp_path / "a.tap")
+    persist.save(app, path, paths=[str(moddir)])
+    monkeypatch.delitem(sys.modules, "tapmod_gone")
+    sys.path.remove(str(moddir))
+    (moddir / "tapmod_gone.py").unlink()
+    with pytest.raises(LoadError) as info:
+        persist.load(path)
+    assert str(info.value) == f"cannot load {path}: no module named 'tapmod_gone' (its modules were imported from {moddir})"
+
+
+# -- the shutdown save and keys -----------------------------------------------------------
+
+def key_file(tmp_path, name="key", secret=b"s" * 32):
+    path = tmp_path / name
+    path.write_bytes(secret + b"\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def test_save_shutdown_tap_logs_and_writes_name_shutdown_tap(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO, logger="twistdlite")
+    app = make_app("Counter")
+    assert persist.save_shutdown_tap(app, Options()) == "Counter-shutdown.tap"
+    assert "Saving Counter application to Counter-shutdown.tap..." in caplog.messages
+    assert "Saved." in caplog.messages
+    assert persist.load("Counter-shutdown.tap")[0].name == "Counter"
+
+
+def test_key_is_read_at_start_not_at_shutdown(tmp_path, monkeypatch):
+    """prepare_save reads --tap-key early, so a chdir, chroot or privilege drop cannot lose it."""
+    key = key_file(tmp_path)
+    options = Options(tap_key=key)
+    app = make_app("Signed")
+    persist.prepare_save(app, options)
+    os.unlink(key)
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.chdir(run)
+    persist.save_shutdown_tap(app, options)
+    data = (run / "Signed-shutdown.tap").read_bytes()
+    assert b'"digest":"hmac-sha256"' in data
+    persist.decode(data, persist.TapKey(b"s" * 32, "k"))
+
+
+def test_load_tap_with_key_and_next_save_is_signed_with_it(tmp_path, monkeypatch):
+    key = key_file(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    persist.save(make_app("Signed"), "in.tap", persist.read_key(key))
+    options = Options(file="in.tap", tap_key=key)
+    app = persist.load_tap("in.tap", options)
+    assert persist.save_shutdown_tap(app, options) == "Signed-shutdown.tap"
+    persist.decode((tmp_path / "Signed-shutdown.tap").read_bytes(), persist.read_key(key))
+    with pytest.raises(LoadError, match="is signed with a key"):
+        persist.load_tap("Signed-shutdown.tap", Options())
+    other = key_file(tmp_path, "other", b"o" * 32)
+    with pytest.raises(LoadError, match="was not signed with the key in"):
+        persist.load_tap("Signed-shutdown.tap", Options(tap_key=other))
+
+
+def test_restarted_app_remembers_its_import_path_for_the_next_save(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    persist.save(make_app("Again"), "first.tap", paths=["/srv/app"])
+    app = persist.load_tap("first.tap", Options(file="first.tap"))
+    persist.save_shutdown_tap(app, Options())
+    header, _ = persist.decode((tmp_path / "Again-shutdown.tap").read_bytes())
+    assert header.path == ("/srv/app",) and header.name == "Again"
