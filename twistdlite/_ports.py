@@ -1,46 +1,57 @@
-"""Listening ports on the event loop, shared by ``twistdlite.reactor`` and ``twistdlite.internet``.
+"""Listening stream ports on the event loop, shared by ``twistdlite.reactor`` and ``twistdlite.internet``.
 
-A port binds its socket synchronously (:meth:`TCPPort.bind`, so a service can
-bind in ``privilegedStartService`` with the launching user's rights), then
-serves on the loop (:meth:`TCPPort.start`). ``stopListening()`` closes the
-listening socket; ``loseAllConnections()`` closes the connections it accepted.
+A port binds its socket synchronously (:meth:`StreamPort.bind`, so a service
+can bind in ``privilegedStartService`` with the launching user's rights), then
+serves on the loop (:meth:`StreamPort.start`). ``stopListening()`` closes the
+listening socket (at once; it returns an awaitable for Twisted-style callers);
+``loseAllConnections()`` closes the connections it accepted and waits for them.
+
+:class:`TCPPort`, :class:`SSLPort`, :class:`UNIXPort` and :class:`AdoptedPort`
+(an inherited socket, for systemd socket activation) differ only in how they
+get their socket and in the options given to ``loop.create_server``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import socket
 from typing import Any, Optional
 
+from twistdlite._aio import Done, when_running
 from twistdlite._transport import is_twisted_factory, protocol_factory_for
-from twistdlite.address import from_sockaddr
+from twistdlite.address import UNIXAddress, from_sockaddr
 from twistdlite.error import CannotListenError
+
+__all__ = ["StreamPort", "TCPPort", "SSLPort", "UNIXPort", "AdoptedPort"]
 
 log = logging.getLogger("twistdlite")
 
 
-def _factory_name(factory: Any) -> str:
+def factory_name(factory: Any) -> str:
+    """The name a factory (or a plain asyncio protocol factory) goes by in log lines."""
     if is_twisted_factory(factory):
         return type(factory).__name__
     return getattr(factory, "__name__", type(factory).__name__)
 
 
-class TCPPort:
-    """A listening TCP port for a Twisted-style or plain asyncio factory."""
+class StreamPort:
+    """What every listening stream port shares: serving, connection bookkeeping, stopping."""
 
     kind = "TCP"
+    backlog = 50
 
-    def __init__(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> None:
-        self.port = port
+    def __init__(self, factory: Any) -> None:
         self.factory = factory
-        self.backlog = backlog
-        self.interface = interface
         self.socket: Optional[socket.socket] = None
         self.server: Any = None
         self.connections: set = set()
         self._sessions = 0
         self._factory_started = False
+        self._address: Any = None
+        self._stopped = False
 
     # -- the connection bookkeeping StreamAdapter calls --------------------
     def next_session(self) -> int:
@@ -53,71 +64,90 @@ class TCPPort:
         """Remember an accepted connection."""
         self.connections.add(adapter)
 
-    def connection_ended(self, adapter: Any) -> None:
+    def connection_ended(self, adapter: Any, reason: Any = None) -> None:
         """Forget a closed connection."""
         self.connections.discard(adapter)
 
     # -- binding and serving ------------------------------------------------
+    def _open_socket(self) -> socket.socket:
+        """Create, bind and listen; raise :class:`CannotListenError` on failure."""
+        raise NotImplementedError
+
     def bind(self) -> None:
         """Create, bind and listen on the socket; :class:`CannotListenError` on failure."""
         if self.socket is not None:
             return
-        family = socket.AF_INET6 if ":" in self.interface else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.interface, self.port))
-            sock.listen(self.backlog)
-        except OSError as exc:
-            sock.close()
-            raise CannotListenError(self.interface, self.port, exc) from None
+        sock = self._open_socket()
         sock.setblocking(False)
         self.socket = sock
+        self._address = sock.getsockname()
+        self._stopped = False
+
+    def _server_options(self) -> dict:
+        """Extra keyword arguments for ``loop.create_server``."""
+        return {}
+
+    def _where(self) -> Any:
+        """What the "starting on" log line names."""
+        return self.getHost().port
 
     async def start(self) -> None:
         """Serve on the running loop (binding first if needed)."""
         self.bind()
+        if self.server is not None:
+            return
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
+        server = await loop.create_server(
             protocol_factory_for(self.factory, self.kind, self),
             sock=self.socket,
             backlog=self.backlog,
+            **self._server_options(),
         )
+        if self._stopped:  # stopListening() ran while the server was being created
+            server.close()
+            return
+        self.server = server
         if is_twisted_factory(self.factory):
             self.factory.doStart()
             self._factory_started = True
-        log.info("%s starting on %s", _factory_name(self.factory), self.getHost().port)
+        log.info("%s starting on %s", factory_name(self.factory), self._where())
 
-    def startListening(self) -> "TCPPort":
-        """Bind now and start serving on the loop (as ``reactor.listenTCP`` does)."""
-        from twistdlite.reactor import getLoop
-
+    def startListening(self) -> "StreamPort":
+        """Bind now and serve once the loop runs (as ``reactor.listenTCP`` does); returns self."""
         self.bind()
-        getLoop().create_task(self.start())
+        when_running(self.start, f"listening with {factory_name(self.factory)}")
         return self
 
     def getHost(self) -> Any:
         """The bound address (its ``port`` is the real one when 0 was asked for)."""
-        if self.socket is None:
+        if self._address is None:
             raise RuntimeError("the port is not bound")
-        return from_sockaddr(self.kind, self.socket.getsockname())
+        return from_sockaddr(self.kind, self._address)
 
-    async def stopListening(self) -> None:
-        """Stop accepting connections and close the listening socket."""
+    def _closed(self) -> None:
+        """Called once the listening socket is closed."""
+
+    def stopListening(self) -> Done:
+        """Stop accepting connections and close the listening socket (at once; awaitable)."""
+        self._stopped = True
         server, self.server = self.server, None
         sock, self.socket = self.socket, None
         if sock is not None:
-            number = sock.getsockname()[1]
             if server is not None:
                 server.close()  # closes the socket too
-                log.info("(%s Port %s Closed)", self.kind, number)
+                log.info("(%s Port %s Closed)", self.kind, self._closed_name())
             else:
                 sock.close()
+            self._closed()
         if self._factory_started:
             self._factory_started = False
             self.factory.doStop()
+        return Done()
 
     loseConnection = stopListening
+
+    def _closed_name(self) -> Any:
+        return self.getHost().port
 
     async def loseAllConnections(self, timeout: float = 5.0) -> None:
         """Close every accepted connection and wait (bounded) until they are gone."""
@@ -136,3 +166,152 @@ class TCPPort:
             transport = getattr(adapter, "transport", None)
             if transport is not None:
                 transport.abort()
+
+    def __repr__(self) -> str:
+        where = self._address if self._address is not None else "unbound"
+        return f"<{type(self).__name__} {factory_name(self.factory)} on {where!r}>"
+
+
+def _listen_error_hint(port: Any, exc: OSError) -> str:
+    if exc.errno == errno.EACCES and isinstance(port, int) and 0 < port < 1024:
+        return "ports below 1024 need root: start as root and drop privileges with -u/--uid"
+    if exc.errno == errno.EADDRINUSE:
+        return "another process is listening on it"
+    return ""
+
+
+class TCPPort(StreamPort):
+    """A listening TCP port for a Twisted-style or plain asyncio factory."""
+
+    kind = "TCP"
+
+    def __init__(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> None:
+        super().__init__(factory)
+        self.port = port
+        self.backlog = backlog
+        self.interface = interface
+
+    def _open_socket(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.interface else socket.AF_INET
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise CannotListenError(self.interface, self.port, exc) from None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.interface, self.port))
+            sock.listen(self.backlog)
+        except (OSError, OverflowError, TypeError) as exc:
+            sock.close()
+            if not isinstance(exc, OSError):
+                exc = OSError(errno.EINVAL, f"invalid port {self.port!r}: {exc}")
+            raise CannotListenError(self.interface, self.port, exc,
+                                    _listen_error_hint(self.port, exc)) from None
+        return sock
+
+
+class SSLPort(TCPPort):
+    """A listening TLS port: ``contextFactory`` is an ``ssl.SSLContext`` or has ``getContext()``."""
+
+    kind = "TCP"
+
+    def __init__(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50,
+                 interface: str = "") -> None:
+        super().__init__(port, factory, backlog, interface)
+        self.contextFactory = contextFactory
+
+    def _server_options(self) -> dict:
+        from twistdlite.ssl import server_context
+
+        return {"ssl": server_context(self.contextFactory)}
+
+
+class UNIXPort(StreamPort):
+    """A listening UNIX stream socket at ``address``.
+
+    A stale socket file is replaced, a live one refuses; ``mode`` is applied to
+    the file, which is removed on stop. ``wantPID`` also holds ``<address>.lock``.
+    """
+
+    kind = "UNIX"
+
+    def __init__(self, address: Any, factory: Any, backlog: int = 50, mode: int = 0o666,
+                 wantPID: bool = False) -> None:
+        super().__init__(factory)
+        self.port = address
+        self.backlog = backlog
+        self.mode = mode
+        self.wantPID = wantPID
+        self._identity: Any = None
+        self._lock: Any = None
+
+    def _open_socket(self) -> socket.socket:
+        from twistdlite._unixsock import PidLock, bind_unix
+
+        lock = None
+        if self.wantPID:
+            lock = PidLock(self.port)
+            lock.acquire()
+        try:
+            sock, self._identity = bind_unix(self.port, socket.SOCK_STREAM, self.mode)
+            try:
+                sock.listen(self.backlog)
+            except OSError as exc:
+                sock.close()
+                raise CannotListenError(None, self.port, exc) from None
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        self._lock = lock
+        return sock
+
+    def getHost(self) -> Any:
+        """The socket's address (``name`` is the path)."""
+        if self._address is None:
+            raise RuntimeError("the port is not bound")
+        return UNIXAddress(os.fsdecode(self.port))
+
+    def _where(self) -> Any:
+        return repr(os.fsdecode(self.port))
+
+    def _closed_name(self) -> Any:
+        return os.fsdecode(self.port)
+
+    def _closed(self) -> None:
+        from twistdlite._unixsock import remove_socket_file
+
+        remove_socket_file(self.port, self._identity)
+        self._identity = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+class AdoptedPort(StreamPort):
+    """A listening socket inherited from the parent process (systemd socket activation)."""
+
+    def __init__(self, fileno: int, family: int, factory: Any) -> None:
+        super().__init__(factory)
+        self.fileno = fileno
+        self.family = family
+        self.kind = "UNIX" if family == socket.AF_UNIX else "TCP"
+
+    def _open_socket(self) -> socket.socket:
+        try:
+            sock = socket.socket(self.family, socket.SOCK_STREAM, fileno=os.dup(self.fileno))
+        except OSError as exc:
+            raise CannotListenError(f"fd {self.fileno}", "(inherited)", exc) from None
+        if sock.type != socket.SOCK_STREAM or sock.family != self.family:
+            sock.close()
+            raise CannotListenError(f"fd {self.fileno}", "(inherited)",
+                                    OSError(errno.EINVAL, "the inherited socket is not a stream socket "
+                                                          "of the expected family"))
+        return sock
+
+    def _where(self) -> Any:
+        host = self.getHost()
+        return getattr(host, "port", None) or repr(getattr(host, "name", None))
+
+    def _closed_name(self) -> Any:
+        return self._where()

@@ -13,7 +13,7 @@ import logging
 from typing import Any, Callable, Optional
 
 from twistdlite.address import from_sockaddr
-from twistdlite.error import ConnectionDone, ConnectionLost
+from twistdlite.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twistdlite.failure import Failure
 
 log = logging.getLogger("twistdlite")
@@ -50,7 +50,21 @@ class StreamTransport:
     def abortConnection(self) -> None:
         """Close at once, discarding unsent data."""
         self.disconnecting = True
+        self._adapter.aborted = True
         self.transport.abort()
+
+    def loseWriteConnection(self) -> None:
+        """Half-close: send EOF once everything written so far has been sent."""
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def getPeerCertificate(self) -> Any:
+        """The peer's TLS certificate as a dict (``ssl.SSLSocket.getpeercert``), None if none."""
+        return self.transport.get_extra_info("peercert")
+
+    def getWriteBufferSize(self) -> int:
+        """Bytes written but not yet sent (asyncio's ``get_write_buffer_size``)."""
+        return self.transport.get_write_buffer_size()
 
     def getPeer(self) -> Any:
         """The address of the other end."""
@@ -108,6 +122,8 @@ class StreamTransport:
         self._adapter.streaming = streaming
         if not streaming:
             asyncio.get_running_loop().call_soon(self._adapter.pull)
+        elif self._adapter.write_paused:
+            producer.pauseProducing()  # the send buffer is already full
 
     def unregisterProducer(self) -> None:
         """Forget the registered producer."""
@@ -123,6 +139,8 @@ class StreamAdapter(asyncio.Protocol):
     transport: Any = None
     user_paused = False
     write_paused = False
+    aborted = False
+    system = "-"
 
     def __init__(self, factory: Any, kind: str = "TCP", owner: Any = None) -> None:
         self.factory = factory
@@ -142,7 +160,7 @@ class StreamAdapter(asyncio.Protocol):
             transport.abort()
             return
         if proto is None:
-            transport.close()
+            transport.abort()
             return
         host = getattr(addr, "host", None)
         system = f"{type(proto).__name__},{sessionno}" + (f",{host}" if host else "")
@@ -166,9 +184,15 @@ class StreamAdapter(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         proto = self.proto
-        if self.owner is not None:
-            self.owner.connection_ended(self)
+        if exc is not None:
+            reason = Failure(ConnectionLost(exc))
+        elif self.aborted:
+            reason = Failure(ConnectionAborted("aborted locally"))
+        else:
+            reason = Failure(ConnectionDone())
         if proto is None:
+            if self.owner is not None:
+                self.owner.connection_ended(self, reason)
             return
         self.proto = None
         producer = self.producer
@@ -178,13 +202,14 @@ class StreamAdapter(asyncio.Protocol):
                 producer.stopProducing()
             except Exception:
                 log.exception("Error stopping producer", extra={"system": self.system})
-        reason = Failure(ConnectionDone()) if exc is None else Failure(ConnectionLost(exc))
         proto.connected = 0
         try:
             proto.connectionLost(reason)
         except Exception:
             log.exception("Unhandled error in %s.connectionLost", type(proto).__name__,
                           extra={"system": self.system})
+        if self.owner is not None:
+            self.owner.connection_ended(self, reason)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -219,6 +244,7 @@ class StreamAdapter(asyncio.Protocol):
         proto_name = type(self.proto).__name__ if self.proto is not None else "protocol"
         log.exception("Unhandled error in %s.%s; dropping the connection", proto_name, where,
                       extra={"system": getattr(self, "system", proto_name)})
+        self.aborted = True
         if self.transport is not None:
             self.transport.abort()
 
@@ -257,5 +283,7 @@ class _TrackedNative(asyncio.Protocol):
         self.inner.connection_made(transport)
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self.owner.connection_ended(self)
-        self.inner.connection_lost(exc)
+        try:
+            self.inner.connection_lost(exc)
+        finally:
+            self.owner.connection_ended(self, None if exc is None else Failure(ConnectionLost(exc)))

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Optional
 
 from twistdlite.protocol import Protocol
 
-__all__ = ["LineReceiver"]
+__all__ = [
+    "LineReceiver",
+    "LineOnlyReceiver",
+    "NetstringReceiver",
+    "NetstringParseError",
+    "IntNStringReceiver",
+    "Int32StringReceiver",
+    "Int16StringReceiver",
+    "Int8StringReceiver",
+    "StringTooLongError",
+]
+
+
+class NetstringParseError(ValueError):
+    """The peer sent something that is not a netstring (or one over MAX_LENGTH)."""
+
+
+class StringTooLongError(AssertionError):
+    """A string is too long to be sent with this length prefix."""
 
 
 class LineReceiver(Protocol):
@@ -127,3 +146,186 @@ class LineReceiver(Protocol):
     def lineLengthExceeded(self, line: bytes) -> Any:
         """Called with an over-long line; the default drops the connection."""
         return self.transport.loseConnection()
+
+
+class LineOnlyReceiver(Protocol):
+    """A simpler, faster line protocol: lines only, no raw mode, no pausing.
+
+    ``lineReceived`` gets each line without its ``delimiter``; a line (or an
+    unterminated tail) longer than ``MAX_LENGTH`` calls ``lineLengthExceeded``,
+    which by default drops the connection.
+    """
+
+    delimiter = b"\r\n"
+    MAX_LENGTH = 16384
+    _buffer = b""
+
+    def dataReceived(self, data: bytes) -> Any:
+        """Split the data into lines and hand each one to ``lineReceived``."""
+        lines = (self._buffer + data).split(self.delimiter)
+        self._buffer = lines.pop()
+        for line in lines:
+            if self.transport is not None and self.transport.disconnecting:
+                return None
+            if len(line) > self.MAX_LENGTH:
+                return self.lineLengthExceeded(line)
+            self.lineReceived(line)
+        if len(self._buffer) > self.MAX_LENGTH:
+            tail, self._buffer = self._buffer, b""
+            return self.lineLengthExceeded(tail)
+        return None
+
+    def lineReceived(self, line: bytes) -> Any:
+        """Called with each line (without its delimiter); override it."""
+        raise NotImplementedError
+
+    def sendLine(self, line: bytes) -> Optional[Any]:
+        """Write ``line`` followed by the delimiter."""
+        return self.transport.writeSequence((line, self.delimiter))
+
+    def lineLengthExceeded(self, line: bytes) -> Any:
+        """Called with an over-long line; the default drops the connection."""
+        return self.transport.loseConnection()
+
+
+class NetstringReceiver(Protocol):
+    """Receives netstrings (``b"5:hello,"``): ``stringReceived`` gets each payload.
+
+    A malformed netstring, or one announcing more than ``MAX_LENGTH`` bytes,
+    drops the connection (``brokenPeer`` is set).
+    """
+
+    MAX_LENGTH = 99999
+    brokenPeer = 0
+    _buffer = b""
+    _expected: Optional[int] = None  # payload length of the netstring being read
+
+    def stringReceived(self, string: bytes) -> None:
+        """Called with each payload; override it."""
+        raise NotImplementedError
+
+    def sendString(self, string: bytes) -> None:
+        """Send ``string`` as a netstring."""
+        self.transport.writeSequence((b"%d:" % len(string), string, b","))
+
+    def dataReceived(self, data: bytes) -> None:
+        """Parse netstrings out of the data; drop the connection on a malformed one."""
+        self._buffer += data
+        try:
+            while self._buffer and not self.brokenPeer:
+                if self.transport is not None and self.transport.disconnecting:
+                    return
+                if self._expected is None:
+                    if not self._read_length():
+                        return
+                size = self._expected
+                assert size is not None
+                if len(self._buffer) < size + 1:
+                    return
+                if self._buffer[size:size + 1] != b",":
+                    raise NetstringParseError("missing the trailing comma")
+                payload = self._buffer[:size]
+                self._buffer = self._buffer[size + 1:]
+                self._expected = None
+                self.stringReceived(payload)
+        except NetstringParseError as exc:
+            self._handle_parse_error(exc)
+
+    def _read_length(self) -> bool:
+        colon = self._buffer.find(b":", 0, len(str(self.MAX_LENGTH)) + 2)
+        if colon < 0:
+            if len(self._buffer) > len(str(self.MAX_LENGTH)) or not self._buffer.isdigit():
+                raise NetstringParseError("bad length prefix")
+            return False
+        digits = self._buffer[:colon]
+        if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0"):
+            raise NetstringParseError(f"bad length prefix {digits[:20]!r}")
+        size = int(digits)
+        if size > self.MAX_LENGTH:
+            raise NetstringParseError(f"netstring of {size} bytes is over MAX_LENGTH {self.MAX_LENGTH}")
+        self._expected = size
+        self._buffer = self._buffer[colon + 1:]
+        return True
+
+    def _handle_parse_error(self, exc: NetstringParseError) -> None:
+        import logging
+
+        logging.getLogger("twistdlite").info("Dropping a connection that sent a bad netstring: %s", exc)
+        self.brokenPeer = 1
+        self._buffer = b""
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+
+class IntNStringReceiver(Protocol):
+    """Receives strings each prefixed with its length as a big-endian integer.
+
+    Subclasses set ``structFormat`` and ``prefixLength``. ``stringReceived``
+    gets each payload; a length over ``MAX_LENGTH`` calls
+    ``lengthLimitExceeded``, which by default drops the connection.
+    """
+
+    MAX_LENGTH = 99999
+    structFormat = "!I"
+    prefixLength = 4
+    _buffer = b""
+
+    def stringReceived(self, string: bytes) -> None:
+        """Called with each payload; override it."""
+        raise NotImplementedError
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        """Called with a length over ``MAX_LENGTH``; the default drops the connection."""
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        """Parse length-prefixed strings out of the data."""
+        buffer = self._buffer + data if self._buffer else data
+        offset = 0
+        prefix = self.prefixLength
+        fmt = self.structFormat
+        end = len(buffer)
+        while end - offset >= prefix:
+            if self.transport is not None and self.transport.disconnecting:
+                self._buffer = b""
+                return
+            (length,) = struct.unpack_from(fmt, buffer, offset)
+            if length > self.MAX_LENGTH:
+                self._buffer = b""
+                self.lengthLimitExceeded(length)
+                return
+            start = offset + prefix
+            if end - start < length:
+                break
+            offset = start + length
+            self.stringReceived(buffer[start:offset])
+        self._buffer = buffer[offset:]
+
+    def sendString(self, string: bytes) -> None:
+        """Send ``string`` with its length prefix (``StringTooLongError`` if it cannot fit)."""
+        if len(string) >= 2 ** (8 * self.prefixLength):
+            raise StringTooLongError(
+                f"Try to send {len(string)} bytes whereas maximum is {2 ** (8 * self.prefixLength)}"
+            )
+        self.transport.writeSequence((struct.pack(self.structFormat, len(string)), string))
+
+
+class Int32StringReceiver(IntNStringReceiver):
+    """Strings prefixed with a 4-byte big-endian length."""
+
+    structFormat = "!I"
+    prefixLength = 4
+
+
+class Int16StringReceiver(IntNStringReceiver):
+    """Strings prefixed with a 2-byte big-endian length."""
+
+    structFormat = "!H"
+    prefixLength = 2
+
+
+class Int8StringReceiver(IntNStringReceiver):
+    """Strings prefixed with a 1-byte length."""
+
+    structFormat = "!B"
+    prefixLength = 1

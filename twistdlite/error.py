@@ -2,6 +2,27 @@
 
 from __future__ import annotations
 
+import errno
+from typing import Any, Optional
+
+__all__ = [
+    "ConnectionDone",
+    "ConnectionLost",
+    "ConnectionAborted",
+    "ConnectError",
+    "ConnectionRefusedError",
+    "TimeoutError",
+    "DNSLookupError",
+    "UserError",
+    "NoProtocol",
+    "CannotListenError",
+    "MessageLengthError",
+    "MulticastJoinError",
+    "ReactorNotRunning",
+    "EndpointStringError",
+    "connect_error_for",
+]
+
 
 class ConnectionDone(Exception):
     """The connection was closed cleanly."""
@@ -19,32 +40,99 @@ class ConnectionLost(Exception):
         )
 
 
+class ConnectionAborted(ConnectionLost):
+    """The connection was aborted locally (``abortConnection``)."""
+
+
 class ConnectError(Exception):
-    """An outgoing connection could not be made."""
+    """An outgoing connection could not be made: ``osError`` is the OS reason, if any."""
+
+    def __init__(self, osError: Any = None, string: str = "") -> None:
+        super().__init__(osError, string)
+        self.osError = osError
+        self.string = string
+
+    def __str__(self) -> str:
+        text = (self.__doc__ or "").split(":")[0].strip().rstrip(".")
+        reason = self.string or (
+            (getattr(self.osError, "strerror", None) or str(self.osError)) if self.osError else ""
+        )
+        return f"{text}: {reason}." if reason else f"{text}."
 
 
 class ConnectionRefusedError(ConnectError):
-    """The other side refused the connection."""
+    """Connection was refused by other side."""
 
 
-class TimeoutError(ConnectError):
-    """The connection attempt timed out."""
+class TimeoutError(ConnectError):  # noqa: A001 - Twisted's name
+    """User timeout caused connection failure."""
+
+
+class DNSLookupError(ConnectError):
+    """DNS lookup failed."""
+
+
+class UserError(ConnectError):
+    """User aborted connection."""
+
+
+class NoProtocol(ConnectError):
+    """The factory built no protocol (``buildProtocol`` returned None)."""
+
+
+def connect_error_for(exc: BaseException) -> ConnectError:
+    """The :class:`ConnectError` subclass for an exception raised while connecting."""
+    import asyncio
+    import builtins
+    import socket
+
+    if isinstance(exc, ConnectError):
+        return exc
+    if isinstance(exc, (asyncio.TimeoutError, builtins.TimeoutError)):
+        return TimeoutError(exc if getattr(exc, "errno", None) else None,
+                            "" if getattr(exc, "errno", None) else "connection attempt timed out")
+    if isinstance(exc, socket.gaierror):
+        return DNSLookupError(exc)
+    if isinstance(exc, builtins.ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return ConnectionRefusedError(exc)
+    return ConnectError(exc)
 
 
 class CannotListenError(OSError):
-    """A listening port could not be bound: ``interface``, ``port`` and the OS reason."""
+    """A listening port could not be bound: ``interface``, ``port`` and the OS reason.
 
-    def __init__(self, interface: str, port: object, reason: BaseException) -> None:
+    For a UNIX socket ``interface`` is None and ``port`` is the path.
+    """
+
+    def __init__(self, interface: Optional[str], port: object, reason: BaseException, hint: str = "") -> None:
         super().__init__(getattr(reason, "errno", None), str(reason))
         self.interface = interface
         self.port = port
         self.reason = reason
+        self.hint = hint
 
     def __str__(self) -> str:
-        where = f"{self.interface or '0.0.0.0'}:{self.port}"
+        if self.interface is None:
+            where = f"UNIX socket {self.port}"
+        else:
+            host = self.interface or "0.0.0.0"
+            where = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
         why = getattr(self.reason, "strerror", None) or str(self.reason)
-        return f"Couldn't listen on {where}: {why}."
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"Couldn't listen on {where}: {why}{hint}."
+
+
+class MessageLengthError(OSError):
+    """A datagram was too long to send or to receive."""
+
+
+class MulticastJoinError(OSError):
+    """Joining (or leaving) a multicast group failed."""
 
 
 class ReactorNotRunning(RuntimeError):
     """An operation needs the event loop, and none is installed or running."""
+
+
+class EndpointStringError(ValueError):
+    """A malformed endpoint description such as ``tcp:port=abc``."""

@@ -1,21 +1,49 @@
 """Network and timer services, mirroring ``twisted.application.internet``.
 
 Each server service takes the same arguments as the matching
-``reactor.listenX`` call, binds in ``privilegedStartService`` (so root can bind
-a low port before privileges are dropped) and serves once started.
+``reactor.listenX`` call and is built on the same port code
+(``twistdlite._ports``, ``twistdlite._datagram``): it binds in
+``privilegedStartService`` (so root can bind a low port before privileges are
+dropped), serves once started, and ``getHost()`` tells the real bound address
+(``getHost().port`` when port 0 was asked for). Each client service takes the
+arguments of the matching ``reactor.connectX`` call and connects when started.
+
+:class:`ClientService` keeps a connection up through an endpoint, reconnecting
+with capped, jittered exponential back-off (:func:`backoffPolicy`).
+
+Every service pickles without its runtime state (sockets, transports, timers),
+so a saved application comes back stopped and starts again from scratch.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Optional
 
+from twistdlite._clientservice import ClientService, backoffPolicy
 from twistdlite.service import Service
 
-__all__ = ["TCPServer", "TimerService"]
+__all__ = [
+    "TCPServer",
+    "TCPClient",
+    "UNIXServer",
+    "UNIXClient",
+    "SSLServer",
+    "SSLClient",
+    "UDPServer",
+    "UNIXDatagramServer",
+    "UNIXDatagramClient",
+    "MulticastServer",
+    "TimerService",
+    "ClientService",
+    "backoffPolicy",
+]
+
+log = logging.getLogger("twistdlite")
 
 
 class _PortService(Service):
-    """A service that owns one listening port object (see ``twistdlite._ports``)."""
+    """A service that owns one port object (see ``twistdlite._ports`` / ``twistdlite._datagram``)."""
 
     _port: Any = None
 
@@ -28,7 +56,7 @@ class _PortService(Service):
         return state
 
     def privilegedStartService(self) -> None:
-        """Bind the listening socket with the launching user's rights."""
+        """Bind the socket with the launching user's rights."""
         if self._port is None:
             self._port = self._make_port()
         self._port.bind()
@@ -59,6 +87,10 @@ class _PortService(Service):
             raise RuntimeError(f"{self!r} is not listening")
         return self._port.getHost()
 
+    def _getPort(self) -> Any:
+        """The port object (Twisted's private accessor, kept for porting)."""
+        return self._port
+
 
 class TCPServer(_PortService):
     """Serve a factory on a TCP port: ``TCPServer(port, factory, backlog=50, interface='')``."""
@@ -73,6 +105,248 @@ class TCPServer(_PortService):
         from twistdlite._ports import TCPPort
 
         return TCPPort(self.port, self.factory, self.backlog, self.interface)
+
+
+class SSLServer(_PortService):
+    """Serve a factory over TLS: ``SSLServer(port, factory, contextFactory, backlog=50, interface='')``.
+
+    ``contextFactory`` is an ``ssl.SSLContext`` or an object with ``getContext()``
+    such as ``twistdlite.ssl.DefaultOpenSSLContextFactory`` (which, unlike a bare
+    SSLContext, can be saved in a ``.tap``).
+    """
+
+    def __init__(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50,
+                 interface: str = "") -> None:
+        self.port = port
+        self.factory = factory
+        self.contextFactory = contextFactory
+        self.backlog = backlog
+        self.interface = interface
+
+    def __getstate__(self) -> dict:
+        _refuse_bare_context(self.contextFactory, self)
+        return _PortService.__getstate__(self)
+
+    def _make_port(self) -> Any:
+        from twistdlite._ports import SSLPort
+
+        return SSLPort(self.port, self.factory, self.contextFactory, self.backlog, self.interface)
+
+
+def _refuse_bare_context(contextFactory: Any, owner: Any) -> None:
+    import ssl
+
+    if isinstance(contextFactory, ssl.SSLContext):
+        raise TypeError(f"{type(owner).__name__} holds an ssl.SSLContext, which cannot be saved; "
+                        "use twistdlite.ssl.DefaultOpenSSLContextFactory(keyFile, certFile) instead "
+                        "(or run with -o)")
+
+
+class UNIXServer(_PortService):
+    """Serve a factory on a UNIX socket: ``UNIXServer(address, factory, backlog=50, mode=0o666, wantPID=False)``.
+
+    A stale socket file at ``address`` is replaced; a live one refuses the
+    start. ``mode`` is applied to the file, which is removed on stop.
+    """
+
+    def __init__(self, address: Any, factory: Any, backlog: int = 50, mode: int = 0o666,
+                 wantPID: bool = False) -> None:
+        self.address = address
+        self.factory = factory
+        self.backlog = backlog
+        self.mode = mode
+        self.wantPID = wantPID
+
+    def _make_port(self) -> Any:
+        from twistdlite._ports import UNIXPort
+
+        return UNIXPort(self.address, self.factory, self.backlog, self.mode, self.wantPID)
+
+
+class UDPServer(_PortService):
+    """Serve a datagram protocol on UDP: ``UDPServer(port, protocol, interface='', maxPacketSize=8192)``."""
+
+    def __init__(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> None:
+        self.port = port
+        self.protocol = protocol
+        self.interface = interface
+        self.maxPacketSize = maxPacketSize
+
+    def _make_port(self) -> Any:
+        from twistdlite._datagram import UDPPort
+
+        return UDPPort(self.port, self.protocol, self.interface, self.maxPacketSize)
+
+
+class MulticastServer(_PortService):
+    """Serve a multicast datagram protocol: ``MulticastServer(port, protocol, interface='', maxPacketSize=8192, listenMultiple=False)``.
+
+    The protocol joins groups through its transport (``self.transport.joinGroup(addr)``)
+    in ``startProtocol``.
+    """
+
+    def __init__(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
+                 listenMultiple: bool = False) -> None:
+        self.port = port
+        self.protocol = protocol
+        self.interface = interface
+        self.maxPacketSize = maxPacketSize
+        self.listenMultiple = listenMultiple
+
+    def _make_port(self) -> Any:
+        from twistdlite._datagram import MulticastPort
+
+        return MulticastPort(self.port, self.protocol, self.interface, self.maxPacketSize,
+                             self.listenMultiple)
+
+
+class UNIXDatagramServer(_PortService):
+    """Serve a datagram protocol on a UNIX datagram socket: ``UNIXDatagramServer(address, protocol, maxPacketSize=8192, mode=0o666)``."""
+
+    def __init__(self, address: Any, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666) -> None:
+        self.address = address
+        self.protocol = protocol
+        self.maxPacketSize = maxPacketSize
+        self.mode = mode
+
+    def _make_port(self) -> Any:
+        from twistdlite._datagram import UNIXDatagramPort
+
+        return UNIXDatagramPort(self.address, self.protocol, self.maxPacketSize, self.mode)
+
+
+class UNIXDatagramClient(_PortService):
+    """A connected UNIX datagram socket: ``UNIXDatagramClient(address, protocol, maxPacketSize=8192, mode=0o666, bindAddress=None)``.
+
+    Connects when started (a refused connection fails the start with a clear
+    error); give ``bindAddress`` (a path) to receive replies.
+    """
+
+    def __init__(self, address: Any, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666,
+                 bindAddress: Any = None) -> None:
+        self.address = address
+        self.protocol = protocol
+        self.maxPacketSize = maxPacketSize
+        self.mode = mode
+        self.bindAddress = bindAddress
+
+    def privilegedStartService(self) -> None:
+        """Clients connect in ``startService``, not before."""
+
+    def _make_port(self) -> Any:
+        from twistdlite._datagram import ConnectedUNIXDatagramPort
+
+        return ConnectedUNIXDatagramPort(self.address, self.protocol, self.maxPacketSize, self.mode,
+                                         self.bindAddress)
+
+
+class _ClientService(Service):
+    """A service that connects one connector when started and disconnects it when stopped.
+
+    As in Twisted, it does not reconnect by itself: give it a
+    ``ReconnectingClientFactory``, or use :class:`ClientService`. On stop, a
+    factory with ``stopTrying()`` is told to stop trying first.
+    """
+
+    _connection: Any = None
+
+    def _make_connector(self) -> Any:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        state = Service.__getstate__(self)
+        state.pop("_connection", None)
+        return state
+
+    def startService(self) -> None:
+        """Start connecting."""
+        Service.startService(self)
+        self._connection = self._make_connector()
+        self._connection.connect()
+
+    def stopService(self) -> Any:
+        """Stop connecting or disconnect; returns an awaitable that waits (bounded) for the close."""
+        Service.stopService(self)
+        connector, self._connection = self._connection, None
+        if connector is None:
+            return None
+        stop_trying = getattr(self.factory, "stopTrying", None)
+        if stop_trying is not None:
+            stop_trying()
+        connector.disconnect()
+        if connector.state == "disconnected":
+            return None
+        return _wait_disconnected(connector)
+
+    def _getConnection(self) -> Any:
+        """The connector (Twisted's private accessor, kept for porting)."""
+        return self._connection
+
+
+async def _wait_disconnected(connector: Any, timeout: float = 5.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while connector.state != "disconnected" and loop.time() < deadline:
+        await asyncio.sleep(0.005)
+    adapter = getattr(connector, "_adapter", None)
+    if connector.state != "disconnected" and adapter is not None:
+        adapter.transport.abort()
+
+
+class TCPClient(_ClientService):
+    """Connect a factory over TCP when started: ``TCPClient(host, port, factory, timeout=30, bindAddress=None)``."""
+
+    def __init__(self, host: str, port: int, factory: Any, timeout: float = 30, bindAddress: Any = None) -> None:
+        self.host = host
+        self.port = port
+        self.factory = factory
+        self.timeout = timeout
+        self.bindAddress = bindAddress
+
+    def _make_connector(self) -> Any:
+        from twistdlite._connectors import TCPConnector
+
+        return TCPConnector(self.host, self.port, self.factory, self.timeout, self.bindAddress)
+
+
+class SSLClient(_ClientService):
+    """Connect a factory over TLS when started: ``SSLClient(host, port, factory, contextFactory, timeout=30, bindAddress=None)``."""
+
+    def __init__(self, host: str, port: int, factory: Any, contextFactory: Any, timeout: float = 30,
+                 bindAddress: Any = None) -> None:
+        self.host = host
+        self.port = port
+        self.factory = factory
+        self.contextFactory = contextFactory
+        self.timeout = timeout
+        self.bindAddress = bindAddress
+
+    def __getstate__(self) -> dict:
+        _refuse_bare_context(self.contextFactory, self)
+        return _ClientService.__getstate__(self)
+
+    def _make_connector(self) -> Any:
+        from twistdlite._connectors import SSLConnector
+
+        return SSLConnector(self.host, self.port, self.factory, self.contextFactory, self.timeout,
+                            self.bindAddress)
+
+
+class UNIXClient(_ClientService):
+    """Connect a factory to a UNIX socket when started: ``UNIXClient(address, factory, timeout=30, checkPID=False)``."""
+
+    def __init__(self, address: Any, factory: Any, timeout: float = 30, checkPID: bool = False) -> None:
+        self.address = address
+        self.factory = factory
+        self.timeout = timeout
+        self.checkPID = checkPID
+
+    def _make_connector(self) -> Any:
+        from twistdlite._connectors import UNIXConnector
+
+        return UNIXConnector(self.address, self.factory, self.timeout, self.checkPID)
 
 
 class TimerService(Service):

@@ -20,6 +20,7 @@ __all__ = [
     "Factory",
     "ServerFactory",
     "ClientFactory",
+    "ReconnectingClientFactory",
     "DatagramProtocol",
     "ConnectedDatagramProtocol",
     "connectionDone",
@@ -135,6 +136,100 @@ class ClientFactory(Factory):
 
     def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
         """Called when an established connection is lost."""
+
+
+class ReconnectingClientFactory(ClientFactory):
+    """A client factory that reconnects after a failed attempt or a lost connection.
+
+    The delay starts at ``initialDelay`` and is multiplied by ``factor`` after
+    each attempt, up to ``maxDelay``, with a random spread of ``jitter`` (a
+    fraction of the delay). ``maxRetries`` (None: no limit) caps the attempts.
+    Call :meth:`resetDelay` once a connection is established (typically in
+    ``buildProtocol``) and :meth:`stopTrying` to give up. ``clock`` (default: the
+    reactor) schedules the retries.
+    """
+
+    maxDelay = 3600.0
+    initialDelay = 1.0
+    factor = 2.7182818284590451
+    jitter = 0.11962656472
+    delay = initialDelay
+    retries = 0
+    maxRetries: Optional[int] = None
+    continueTrying = True
+    connector: Any = None
+    clock: Any = None
+    _callID: Any = None
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        """Retry after a failed attempt (unless told to stop trying)."""
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def clientConnectionLost(self, connector: Any, unused_reason: Failure) -> None:
+        """Reconnect after losing the connection (unless told to stop trying)."""
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def retry(self, connector: Any = None) -> None:
+        """Schedule the next attempt, growing the delay."""
+        if not self.continueTrying:
+            if self.noisy:
+                log.info("Abandoning %s on explicit request", connector or self.connector)
+            return
+        connector = connector if connector is not None else self.connector
+        if connector is None:
+            raise ValueError("no connector to retry on")
+        self.retries += 1
+        if self.maxRetries is not None and self.retries > self.maxRetries:
+            if self.noisy:
+                log.info("Abandoning %s after %d retries.", connector, self.retries - 1)
+            return
+        self.delay = min(self.delay * self.factor, self.maxDelay)
+        if self.jitter:
+            import random
+
+            spread = self.delay * self.jitter
+            self.delay = max(0.0, random.gauss(self.delay, spread))
+        if self.noisy:
+            log.info("%s will retry in %d seconds", connector, self.delay)
+
+        def reconnect() -> None:
+            self._callID = None
+            connector.connect()
+
+        clock = self.clock
+        if clock is None:
+            from twistdlite import reactor as clock  # type: ignore[no-redef]
+        self._callID = clock.callLater(self.delay, reconnect)
+
+    def stopTrying(self) -> None:
+        """Give up: cancel the scheduled attempt and stop the one in progress."""
+        if self._callID is not None:
+            if self._callID.active():
+                self._callID.cancel()
+            self._callID = None
+        self.continueTrying = False
+        if self.connector is not None and getattr(self.connector, "state", None) == "connecting":
+            try:
+                self.connector.stopConnecting()
+            except RuntimeError:
+                pass
+
+    def resetDelay(self) -> None:
+        """Back to the initial delay (call it once connected)."""
+        self.delay = self.initialDelay
+        self.retries = 0
+        self._callID = None
+        self.continueTrying = True
+
+    def __getstate__(self) -> dict:
+        state = ClientFactory.__getstate__(self)
+        for name in ("connector", "_callID", "delay", "retries", "continueTrying"):
+            state.pop(name, None)
+        return state
 
 
 class AbstractDatagramProtocol:

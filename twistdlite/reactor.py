@@ -28,6 +28,16 @@ __all__ = [
     "install",
     "uninstall",
     "REACTORS",
+    "listenTCP",
+    "connectTCP",
+    "listenSSL",
+    "connectSSL",
+    "listenUNIX",
+    "connectUNIX",
+    "listenUDP",
+    "listenMulticast",
+    "listenUNIXDatagram",
+    "connectUNIXDatagram",
 ]
 
 log = logging.getLogger("twistdlite")
@@ -217,6 +227,96 @@ def uninstall() -> None:
     global _loop, _stop_hook
     _loop = None
     _stop_hook = None
+
+
+# -- listening and connecting (the ports and connectors are shared with twistdlite.internet) ----
+#
+# Each listenX binds at once (raising twistdlite.error.CannotListenError on failure) and
+# serves once the loop runs; it returns the port: stopListening() (awaitable), getHost().
+# Each connectX starts connecting and returns the connector: disconnect(), getDestination().
+
+
+def listenTCP(port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+    """Serve ``factory`` on TCP ``port`` (0 picks a free one; ``getHost().port`` tells which)."""
+    from twistdlite._ports import TCPPort
+
+    return TCPPort(port, factory, backlog, interface).startListening()
+
+
+def connectTCP(host: str, port: int, factory: Any, timeout: float = 30, bindAddress: Any = None) -> Any:
+    """Connect ``factory`` (a ClientFactory) to ``host:port``; returns the connector."""
+    from twistdlite._connectors import TCPConnector
+
+    connector = TCPConnector(host, port, factory, timeout, bindAddress)
+    connector.connect()
+    return connector
+
+
+def listenSSL(port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = "") -> Any:
+    """Serve ``factory`` over TLS on ``port``; ``contextFactory`` is an ``ssl.SSLContext`` or has getContext()."""
+    from twistdlite._ports import SSLPort
+
+    return SSLPort(port, factory, contextFactory, backlog, interface).startListening()
+
+
+def connectSSL(host: str, port: int, factory: Any, contextFactory: Any, timeout: float = 30,
+               bindAddress: Any = None) -> Any:
+    """Connect ``factory`` to ``host:port`` over TLS; returns the connector."""
+    from twistdlite._connectors import SSLConnector
+
+    connector = SSLConnector(host, port, factory, contextFactory, timeout, bindAddress)
+    connector.connect()
+    return connector
+
+
+def listenUNIX(address: Any, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False) -> Any:
+    """Serve ``factory`` on the UNIX socket ``address`` (a stale socket file is replaced)."""
+    from twistdlite._ports import UNIXPort
+
+    return UNIXPort(address, factory, backlog, mode, wantPID).startListening()
+
+
+def connectUNIX(address: Any, factory: Any, timeout: float = 30, checkPID: bool = False) -> Any:
+    """Connect ``factory`` to the UNIX socket ``address``; returns the connector."""
+    from twistdlite._connectors import UNIXConnector
+
+    connector = UNIXConnector(address, factory, timeout, checkPID)
+    connector.connect()
+    return connector
+
+
+def listenUDP(port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:
+    """Serve the datagram ``protocol`` on UDP ``port``; returns the port."""
+    from twistdlite._datagram import UDPPort
+
+    return UDPPort(port, protocol, interface, maxPacketSize).startListening()
+
+
+def listenMulticast(port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
+                    listenMultiple: bool = False) -> Any:
+    """Serve ``protocol`` on a multicast-capable UDP ``port`` (it joins groups via its transport)."""
+    from twistdlite._datagram import MulticastPort
+
+    return MulticastPort(port, protocol, interface, maxPacketSize, listenMultiple).startListening()
+
+
+def listenUNIXDatagram(address: Any, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666) -> Any:
+    """Serve the datagram ``protocol`` on the UNIX datagram socket ``address``."""
+    from twistdlite._datagram import UNIXDatagramPort
+
+    return UNIXDatagramPort(address, protocol, maxPacketSize, mode).startListening()
+
+
+def connectUNIXDatagram(address: Any, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666,
+                        bindAddress: Any = None) -> Any:
+    """Connect the ``ConnectedDatagramProtocol`` to the UNIX datagram socket ``address``.
+
+    Give ``bindAddress`` (a path) to receive replies. A failure to connect is
+    reported to ``protocol.connectionFailed``.
+    """
+    from twistdlite._datagram import ConnectedUNIXDatagramPort
+
+    return ConnectedUNIXDatagramPort(address, protocol, maxPacketSize, mode, bindAddress).startListening()
 
 
 def __getattr__(name: str) -> Any:
