@@ -91,11 +91,12 @@ class _LogHandlerMixin:
         """Close and reopen the file at its path (after an external tool moved it)."""
         self.acquire()  # type: ignore[attr-defined]
         try:
-            if self.stream is not None:
+            stream, self.stream = self.stream, None
+            if stream is not None:
                 try:
-                    self.stream.close()
-                finally:
-                    self.stream = None
+                    stream.close()
+                except OSError:
+                    pass  # what could not be flushed (a full disk) is lost, not fatal
             self.stream = self._open()
             self._statstream()
             self._opened()
@@ -118,6 +119,13 @@ class _LogHandlerMixin:
 
     def _opened(self) -> None:
         """Hook: the stream was (re)opened."""
+
+    def close(self) -> None:
+        """Close the file; a failure to flush its last bytes (a full disk) is not an error."""
+        try:
+            super().close()  # type: ignore[misc]
+        except OSError:
+            pass
 
 
 class RotatingLogHandler(_LogHandlerMixin, logging.handlers.RotatingFileHandler):

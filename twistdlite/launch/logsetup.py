@@ -28,6 +28,7 @@ import errno
 import io
 import logging
 import os
+import stat
 import sys
 import threading
 from typing import Any, Callable, Optional
@@ -166,6 +167,7 @@ class LogSetup:
             if getattr(sys, name) is stream:
                 setattr(sys, name, original)
         self.stdio = ()
+        logging.captureWarnings(False)
         logging.getLogger().removeHandler(self.handler)
         try:
             self.handler.close()
@@ -322,6 +324,10 @@ def syslog_handler(prefix: str, address: Optional[str] = None) -> logging.Handle
 
     address = address or os.environ.get(SYSLOG_SOCKET_ENV) or DEFAULT_SYSLOG_SOCKET
     try:
+        # Newer Pythons connect lazily and drop records silently when nothing is
+        # there; a socket that does not even exist is a start-up error.
+        if not stat.S_ISSOCK(os.stat(address).st_mode):
+            raise StartError(f"cannot log to syslog at {address}: not a socket")
         handler = logging.handlers.SysLogHandler(address=address,
                                                  facility=logging.handlers.SysLogHandler.LOG_USER)
     except OSError as exc:

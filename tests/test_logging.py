@@ -1,0 +1,210 @@
+"""twistdlite.logger: the line format, observers and their shapes, the ILogObserver component (in-process)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import pickle
+import re
+import sys
+
+import pytest
+
+from twistdlite.logfile import LogFile
+from twistdlite.logger import (
+    FileLogObserver,
+    ILogObserver,
+    JSONFormatter,
+    ObserverHandler,
+    TwistdFormatter,
+    event_from_record,
+    handler_for,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
+from twistdlite.service import Application
+
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"
+
+
+def make_record(message="hello %s", args=("world",), name="app.module", level=logging.INFO,
+                exc_info=None, **extra) -> logging.LogRecord:
+    record = logging.LogRecord(name, level, __file__, 1, message, args, exc_info)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    return record
+
+
+def failing_record() -> logging.LogRecord:
+    try:
+        raise ValueError("bad value")
+    except ValueError:
+        return make_record("it failed", (), exc_info=sys.exc_info())
+
+
+def test_line_format_is_twistds_with_the_logger_name_as_system():
+    line = TwistdFormatter().format(make_record())
+    assert re.fullmatch(STAMP + r" \[app\.module\] hello world", line), line
+
+
+def test_the_record_system_attribute_wins_over_the_logger_name():
+    line = TwistdFormatter().format(make_record(system="ReverserProtocol,3,127.0.0.1"))
+    assert line.endswith(" [ReverserProtocol,3,127.0.0.1] hello world")
+
+
+def test_tracebacks_and_further_message_lines_are_indented_by_a_tab():
+    lines = TwistdFormatter().format(failing_record()).split("\n")
+    assert re.fullmatch(STAMP + r" \[app\.module\] it failed", lines[0])
+    assert lines[1] == "\tTraceback (most recent call last):"
+    assert lines[-1] == "\tValueError: bad value"
+    assert all(line.startswith("\t") for line in lines[1:])
+    multi = TwistdFormatter().format(make_record("first\nsecond\n", ()))
+    assert multi.split("\n")[1:] == ["\tsecond"]
+
+
+def test_stack_info_is_indented_too():
+    record = make_record("where", (), stack_info="Stack (most recent call last):\n  File x")
+    assert TwistdFormatter().format(record).split("\n")[1:] == ["\tStack (most recent call last):", "\t  File x"]
+
+
+def test_time_is_local_with_offset_and_follows_the_clock():
+    import time
+
+    formatter = TwistdFormatter()
+    first, second = make_record(), make_record()
+    first.created, second.created = 1_000_000_000.5, 1_000_000_001.2
+    assert formatter.formatTime(first) == time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(1_000_000_000))
+    assert formatter.formatTime(second) == time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(1_000_000_001))
+    assert TwistdFormatter("%H:%M").formatTime(first) == time.strftime("%H:%M", time.localtime(1_000_000_000))
+
+
+def test_text_file_observer_writes_lines_through_its_handler():
+    out = io.StringIO()
+    observer = textFileLogObserver(out)
+    assert isinstance(observer, FileLogObserver) and handler_for(observer) is observer.handler
+    observer.handler.handle(make_record())
+    observer({"log_namespace": "ns", "log_system": "sys", "log_level": "warn", "message": "via an event",
+              "log_time": 0.0})
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("[app.module] hello world")
+    assert lines[1].endswith("[sys] via an event")
+
+
+def test_json_observer_writes_one_object_per_line_with_exception_only_when_there_is_one():
+    out = io.StringIO()
+    observer = jsonFileLogObserver(out)
+    observer.handler.handle(make_record(system="Conn,1,127.0.0.1"))
+    observer.handler.handle(failing_record())
+    observer.handler.handle(make_record("caf\udcc3 {braces}", ()))
+    first, second, third = (json.loads(line) for line in out.getvalue().splitlines())
+    assert set(first) == {"time", "level", "logger", "system", "message"}
+    assert (first["level"], first["logger"], first["system"], first["message"]) == (
+        "info", "app.module", "Conn,1,127.0.0.1", "hello world")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d{4}", first["time"])
+    assert second["exception"].startswith("Traceback") and second["exception"].endswith("ValueError: bad value")
+    assert third["message"] == "caf\udcc3 {braces}"
+
+
+def test_json_lines_to_a_logfile_stay_valid_utf8_json(tmp_path):
+    log = LogFile("app.json", str(tmp_path))
+    observer = jsonFileLogObserver(log)
+    observer.handler.handle(make_record("bad \udcff byte", ()))
+    log.close()
+    data = (tmp_path / "app.json").read_bytes()
+    assert json.loads(data.decode("utf-8"))["message"] == "bad \udcff byte"
+
+
+def test_observer_on_a_logfile_uses_the_logfiles_handler_and_rotates_it(tmp_path):
+    log = LogFile("app.log", str(tmp_path))
+    observer = textFileLogObserver(log)
+    assert observer.handler is log.handler
+    observer.handler.handle(make_record("one", ()))
+    observer.rotate()
+    observer.handler.handle(make_record("two", ()))
+    log.close()
+    assert (tmp_path / "app.log.1").read_text().endswith("one\n")
+    assert (tmp_path / "app.log").read_text().endswith("two\n")
+
+
+def test_file_observer_pickles_with_its_logfile(tmp_path):
+    log = LogFile("app.log", str(tmp_path))
+    observer = textFileLogObserver(log, timeFormat="%Y")
+    copy = pickle.loads(pickle.dumps(observer))
+    log.close()
+    copy.handler.handle(make_record("after a .tap round trip", ()))
+    copy.outFile.close()
+    assert re.fullmatch(r"\d{4} \[app\.module\] after a \.tap round trip\n", (tmp_path / "app.log").read_text())
+
+
+def test_ilogobserver_is_a_component_key_and_adapts():
+    application = Application("myapp")
+    seen = []
+    observer = seen.append
+    assert ILogObserver(application, None) is None
+    application.setComponent(ILogObserver, observer)
+    assert application.getComponent(ILogObserver) is observer
+    assert ILogObserver(application) is observer
+    assert isinstance(observer, ILogObserver)  # any one-argument callable is an observer
+    with pytest.raises(TypeError):
+        ILogObserver()
+    restored = pickle.loads(pickle.dumps(ILogObserver))
+    assert restored is ILogObserver
+
+
+def test_handler_for_each_shape():
+    plain = logging.StreamHandler(io.StringIO())
+    assert handler_for(plain) is plain and isinstance(plain.formatter, TwistdFormatter)
+    own = logging.Formatter("%(message)s")
+    custom = logging.StreamHandler(io.StringIO())
+    custom.setFormatter(own)
+    assert handler_for(custom).formatter is own
+    wrapped = handler_for(lambda event: None)
+    assert isinstance(wrapped, ObserverHandler)
+    with pytest.raises(TypeError, match="is not a log observer"):
+        handler_for(42)
+
+
+def test_a_callable_observer_gets_twisted_style_events():
+    events = []
+    handler = handler_for(events.append)
+    handler.handle(make_record("curly {x} %s", ("arg",), system="Proto,0,127.0.0.1"))
+    handler.handle(failing_record())
+    event, failure = events
+    assert event["message"] == "curly {x} arg"
+    assert event["log_format"].format(**event) == "curly {x} arg"
+    assert (event["log_level"], event["log_namespace"], event["log_system"]) == (
+        "info", "app.module", "Proto,0,127.0.0.1")
+    assert isinstance(event["log_time"], float) and event["log_traceback"] is None
+    assert isinstance(event["log_record"], logging.LogRecord)
+    assert failure["log_traceback"].endswith("ValueError: bad value")
+
+
+def test_event_levels():
+    names = [event_from_record(make_record(level=level))["log_level"]
+             for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL, 25)]
+    assert names == ["debug", "info", "warn", "error", "critical", "level 25"]
+
+
+def test_an_observer_that_raises_is_reported_once_and_others_still_log(capsys):
+    calls = []
+
+    def broken(event):
+        calls.append(event)
+        raise RuntimeError("observer bug")
+
+    logger = logging.Logger("test.broken")
+    good = io.StringIO()
+    logger.addHandler(handler_for(broken))
+    logger.addHandler(handler_for(logging.StreamHandler(good)))
+    for number in range(3):
+        logger.error("line %d", number)
+    err = capsys.readouterr().err
+    assert len(calls) == 3
+    assert err.count("\n") == 1 and "RuntimeError: observer bug" in err and "not reported" in err
+    assert good.getvalue().count("\n") == 3
+
+
+def test_json_formatter_handles_unserialisable_args():
+    line = JSONFormatter().format(make_record("%s", (object(),)))
+    assert json.loads(line)["message"].startswith("<object object")
