@@ -1,0 +1,72 @@
+"""The floor: a hand-written asyncio echo server, no framework (used as the reference by the suite).
+
+    python benchmarks/bare_echo.py [--loop asyncio|uvloop] [--mode raw|line]
+
+Listens on 127.0.0.1:$ECHO_PORT (0 picks a free port), prints
+``bare echo starting on PORT``, and exits cleanly on SIGTERM or SIGINT.
+``raw`` echoes every chunk back (the shape of examples/echo.tac); ``line``
+splits on CRLF and writes each line back on its own (the shape of a
+LineReceiver echo), so both servers do the same work per request.
+"""
+
+import asyncio
+import os
+import signal
+import sys
+
+
+class RawEcho(asyncio.Protocol):
+    """Write back whatever arrives."""
+
+    def connection_made(self, transport):
+        self.write = transport.write
+
+    def data_received(self, data):
+        self.write(data)
+
+
+class LineEcho(asyncio.Protocol):
+    """Write back each CRLF-terminated line, one write per line."""
+
+    def connection_made(self, transport):
+        self.write = transport.write
+        self.buffer = b""
+
+    def data_received(self, data):
+        buffer = self.buffer + data if self.buffer else data
+        lines = buffer.split(b"\r\n")
+        self.buffer = lines.pop()
+        write = self.write
+        for line in lines:
+            write(line + b"\r\n")
+
+
+async def serve(mode):
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    protocol = LineEcho if mode == "line" else RawEcho
+    server = await loop.create_server(protocol, "127.0.0.1", int(os.environ.get("ECHO_PORT", "8007")), backlog=50)
+    print(f"bare echo starting on {server.sockets[0].getsockname()[1]}", flush=True)
+    await stop.wait()
+    server.close()
+
+
+def main(argv):
+    loop_name = argv[argv.index("--loop") + 1] if "--loop" in argv else "asyncio"
+    mode = argv[argv.index("--mode") + 1] if "--mode" in argv else "raw"
+    if loop_name == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(serve(mode))
+    finally:
+        loop.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,207 @@
+"""Echo throughput (closed loop, LineReceiver echo) and memory with many idle connections.
+
+* **Throughput**: 50 concurrent connections from a separate load-generator
+  process (``loadgen.py echo``), each sending a 64-byte line and waiting for its
+  echo before sending the next, for a fixed time. Servers: twistdlite running
+  ``benchmarks/tac/line_echo.tac`` (a LineReceiver that sends each line back) on
+  asyncio and uvloop, the hand-written asyncio server (``bare_echo.py --mode
+  line``) on both loops, and twistd on ``tac/twisted_line_echo.tac``. With two
+  or more CPUs the server is pinned to one and the load generator to another.
+  Servers take turns within each round.
+* **Idle connections**: 10,000 connections (each checked with one echo, then
+  left idle) opened in two halves; the server's RSS before, at half and at
+  full gives the memory per connection of each half (flat = the halves agree).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+from harness import (BENCH_DIR, BenchError, Context, Table, bench_env, log_line, nofile_limits, rss_kib,
+                     runs_for, scaled, spawn, terminate)
+from servers import echo_servers, running, two_cpus
+
+LOADGEN = BENCH_DIR / "loadgen.py"
+CONNECTIONS = 50
+LINE_SIZE = 64
+IDLE_CONNECTIONS = 10_000
+FLAT_SLACK_KIB = 0.5  # RSS moves in pages and allocator arenas: small counts need some slack
+
+
+def run(ctx: Context) -> list[Table]:
+    """Both measurements as tables."""
+    return [throughput(ctx), idle(ctx)]
+
+
+def throughput(ctx: Context) -> Table:
+    """Requests per second of each server under the closed-loop load."""
+    specs = echo_servers("line", ctx.twistd)
+    runs = runs_for(3, ctx.scale)
+    duration = scaled(4.0, ctx.scale, 0.3)
+    warmup = scaled(0.5, ctx.scale, 0.1)
+    server_cpu, client_cpu = two_cpus()
+    results = {spec.key: [] for spec in specs}
+    usage = {spec.key: [] for spec in specs}
+    for round_no in range(runs):
+        for spec in specs:
+            if spec.missing:
+                continue
+            with running(spec, ctx.scratch(f"echo-{spec.key}"), cpu=server_cpu) as server:
+                cpu_before, began = cpu_seconds(server.pid), time.monotonic()
+                result = load(server.port, duration, warmup, client_cpu, ctx)
+                server_cpu_share = (cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - began)
+            results[spec.key].append(result["rps"])
+            usage[spec.key].append((server_cpu_share, result["client_cpu"]))
+        log_line(f"echo throughput round {round_no + 1}/{runs} done")
+
+    table = Table("echo", "6a. Echo throughput", "requests/s",
+                  f"Closed loop: {CONNECTIONS} connections, each sending a {LINE_SIZE}-byte line (CRLF included) "
+                  f"and waiting for its echo before the next; {duration:g} s measured after {warmup:g} s of "
+                  f"warm-up per run; the load generator is a separate process (`benchmarks/loadgen.py`, on uvloop "
+                  f"when installed)" + (f"; server pinned to CPU {server_cpu}, load generator to CPU {client_cpu}"
+                                        if server_cpu is not None else "; not pinned (fewer than 2 CPUs)")
+                  + ". Higher is better.", reference="twistd", digits=0)
+    for spec in specs:
+        table.add(spec.key, spec.label, results[spec.key], spec.missing)
+    shares = [f"{spec.label} {max(s for s, _ in usage[spec.key]):.0%} / {max(c for _, c in usage[spec.key]):.0%}"
+              for spec in specs if usage[spec.key]]
+    table.notes.append("CPU used (busiest run; server over the whole load-generator run including connection "
+                       "set-up, load generator over the measured window; 100% = one core): " + "; ".join(shares)
+                       + ". A server well below 100% while the load generator is near 100% is limited by the "
+                       "load generator, which flattens ratios towards 1.")
+    table.target("echo.uvloop.vs-twistd", "twistdlite-uvloop", ">=", 2.0, "twistd")
+    table.target("echo.asyncio.vs-twistd", "twistdlite-asyncio", ">=", 1.0, "twistd")
+    table.target("echo.asyncio.vs-bare", "twistdlite-asyncio", ">=", 0.85, "bare-asyncio")
+    table.target("echo.uvloop.vs-bare", "twistdlite-uvloop", ">=", 0.85, "bare-uvloop")
+    return table
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, duration: float, warmup: float, cpu, ctx: Context) -> dict:
+    """Run the load generator once against ``port``; its JSON result."""
+    cmd = [sys.executable, str(LOADGEN), "echo", "--port", str(port), "--conns", str(CONNECTIONS),
+           "--size", str(LINE_SIZE), "--duration", str(duration), "--warmup", str(warmup)]
+    preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    try:
+        done = subprocess.run(cmd, env=bench_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=duration + warmup + 60, preexec_fn=preexec)
+    except subprocess.TimeoutExpired:
+        raise BenchError("the load generator did not finish in time") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines or lines[-1].startswith("ERROR"):
+        raise BenchError(f"the load generator failed ({done.returncode}): {done.stdout[-300:]}{done.stderr[-300:]}")
+    result = json.loads(lines[-1])
+    if result["requests"] <= 0:
+        raise BenchError("the load generator completed no request")
+    return result
+
+
+def idle(ctx: Context) -> Table:
+    """RSS per idle connection, first and second half, for each server."""
+    wanted = max(20, int(IDLE_CONNECTIONS * ctx.scale))
+    soft, hard = nofile_limits()
+    room = hard - 200  # each side needs one descriptor per connection, plus its own
+    held_target = min(wanted, room)
+    note = ""
+    if held_target < wanted:
+        note = (f"Scaled down from {wanted:,} to {held_target:,} connections: the hard open-file limit "
+                f"is {hard:,} (raise it with `ulimit -Hn` as root to measure {wanted:,}).")
+    specs = [spec for spec in echo_servers("line", ctx.twistd)]
+    rows = []
+    table = Table("idle", f"6b. {held_target:,} idle connections", "KiB",
+                  f"{held_target:,} connections to each LineReceiver echo server, opened in two halves by a separate "
+                  f"process, each checked with one echo and then left idle; RSS of the server before, at half and "
+                  f"at full. The soft open-file limit of both processes is raised to the hard limit "
+                  f"({hard:,}). *Flat* means the second half cost at most 1.5× the first half per connection "
+                  f"(+{FLAT_SLACK_KIB:g} KiB of slack for page and arena granularity).")
+    per_conn = {}
+    for spec in specs:
+        if spec.missing:
+            rows.append([spec.label, spec.missing, "—", "—", "—", "—", "—", "—"])
+            continue
+        try:
+            before, half, full, held, half_count = hold(spec, ctx, held_target)
+        except BenchError as exc:
+            rows.append([spec.label, f"failed: {exc}", "—", "—", "—", "—", "—", "—"])
+            if spec.family == "twistdlite":
+                table.require(f"idle.{spec.key}.flat", f"{spec.label} holds {held_target:,} idle connections",
+                              False, str(exc))
+            continue
+        first = (half - before) / half_count
+        second = (full - half) / max(1, held - half_count)
+        total = (full - before) / held
+        per_conn[spec.key] = total
+        flat = second <= 1.5 * first + FLAT_SLACK_KIB
+        rows.append([spec.label, f"{held:,}", f"{before / 1024:.1f}", f"{half / 1024:.1f}", f"{full / 1024:.1f}",
+                     f"{first:.2f}", f"{second:.2f}", f"{total:.2f}"])
+        if spec.family == "twistdlite":
+            table.require(f"idle.{spec.key}.flat", f"{spec.label} holds {held_target:,} idle connections with flat "
+                          f"memory per connection", held == held_target and flat,
+                          f"held {held:,}; {first:.2f} KiB per connection in the first half, {second:.2f} in the second")
+        log_line(f"idle connections: {spec.label} done")
+    table.grid = (["server", "held", "RSS before (MiB)", "at half (MiB)", "at full (MiB)",
+                   "KiB/conn, 1st half", "KiB/conn, 2nd half", "KiB/conn, all"], rows)
+    if "twistdlite-asyncio" in per_conn and "bare-asyncio" in per_conn:
+        table.notes.append(f"twistdlite (asyncio) costs {per_conn['twistdlite-asyncio']:.2f} KiB per idle "
+                           f"connection against {per_conn['bare-asyncio']:.2f} KiB for the hand-written server "
+                           f"({per_conn['twistdlite-asyncio'] / per_conn['bare-asyncio']:.2f}×)"
+                           + (f" and {per_conn['twistd']:.2f} KiB for twistd" if "twistd" in per_conn else "") + ".")
+    if note:
+        table.notes.append(note)
+    return table
+
+
+def hold(spec, ctx: Context, count: int) -> tuple[int, int, int, int, int]:
+    """Open ``count`` idle connections to ``spec`` in two steps; (rss before, at half, at full, held, half) in KiB."""
+    with running(spec, ctx.scratch(f"idle-{spec.key}"), raise_nofile=True) as server:
+        before = rss_kib(server.pid)
+        workdir = server.workdir
+        client = spawn([sys.executable, str(LOADGEN), "idle", "--port", str(server.port), "--conns", str(count),
+                        "--steps", "2", "--timeout", "120"], cwd=workdir, log=workdir / "client.log",
+                       stdin=subprocess.PIPE, raise_nofile=True)
+        try:
+            half = _wait_held(client, workdir / "client.log", 1, 120)
+            rss_half = rss_kib(server.pid)
+            client.stdin.write(b"\n")
+            client.stdin.flush()
+            full = _wait_held(client, workdir / "client.log", 2, 120)
+            rss_full = rss_kib(server.pid)
+            client.stdin.write(b"\n")
+            client.stdin.flush()
+            client.wait(timeout=30)
+        finally:
+            try:
+                client.stdin.close()
+            except OSError:
+                pass
+            terminate(client.pid, timeout=10)
+        return before, rss_half, rss_full, full, half
+
+
+def _wait_held(client: subprocess.Popen, log, nth: int, timeout: float) -> int:
+    """Wait for the ``nth`` ``HELD n`` line in the client's log; returns n."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        held = [line for line in lines if line.startswith("HELD ")]
+        if len(held) >= nth:
+            return int(held[nth - 1].split()[1])
+        errors = [line for line in lines if line.startswith("ERROR")]
+        if errors or client.poll() is not None:
+            raise BenchError(f"the idle client failed: {(errors or lines or ['exited'])[-1]}")
+        select.select([], [], [], 0.01)
+    raise BenchError(f"the idle client did not report step {nth} within {timeout:g} s")

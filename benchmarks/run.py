@@ -1,0 +1,235 @@
+"""Run the whole benchmark suite, print the tables and write BENCHMARKS.md.
+
+    python benchmarks/run.py [--scale 1.0] [--only lifecycle,import,echo,logging,tap]
+                             [--output BENCHMARKS.md] [--json results.json]
+
+Run it from an environment with ``pip install -e '.[bench]'`` (uvloop and
+Twisted). Twisted's ``twistd`` is found through ``$TWISTD`` (a path; empty or
+``none`` leaves Twisted out) or beside this interpreter; without it, its rows
+say "not installed". Every target is a ratio taken in this one run on this one
+machine. ``--scale`` shrinks (or grows) durations, counts and repetitions: the
+test suite's smoke test runs everything at a tiny scale.
+
+Everything runs on 127.0.0.1; every process the suite starts is killed and
+reaped before it exits (the suite is a child subreaper, so daemons come back
+to it). Exit status: 0 when every benchmark ran (targets may still be missed,
+the tables say so), 1 when a benchmark failed or a process had to be killed.
+
+``benchmarks/bench_tap.py`` (the ``.tap`` save/load benchmark) is included
+when present: ``run(scale: float = 1.0) -> dict``. Its dict is shown as a
+table of ``key | value`` (a list of numbers as median/min/max); an optional
+``"checks"`` entry maps a target's description to True/False (PASS/MISS), and
+an optional ``"markdown"`` entry is included as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (BENCH_DIR, ROOT, Context, Table, become_subreaper, cleanup, find_twistd,  # noqa: E402
+                     log_line, machine)
+
+GROUPS = ("lifecycle", "import", "echo", "logging", "tap")
+MODULES = {"lifecycle": "bench_lifecycle", "import": "bench_import", "echo": "bench_echo",
+           "logging": "bench_logging"}
+
+
+def main(argv=None) -> int:
+    """Run the selected benchmarks; returns the exit status."""
+    parser = argparse.ArgumentParser(description="Run twistdlite's benchmark suite.")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply durations, counts and repetitions (default 1.0; the smoke test uses 0.02)")
+    parser.add_argument("--only", default=",".join(GROUPS),
+                        help=f"comma-separated benchmarks to run (default all: {','.join(GROUPS)})")
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"),
+                        help="where to write the Markdown report ('-' for nowhere; default BENCHMARKS.md)")
+    parser.add_argument("--json", dest="json_path", help="also write the raw results as JSON here")
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in only if name not in GROUPS]
+    if unknown or args.scale <= 0:
+        parser.error(f"unknown benchmark {', '.join(unknown)}" if unknown else "--scale must be > 0")
+
+    become_subreaper()
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    workdir = Path(tempfile.mkdtemp(prefix="twistdlite-bench-"))
+    ctx = Context(args.scale, workdir, find_twistd())
+    began = time.monotonic()
+    sections: list = []
+    errors: list = []
+    leftovers: list = []
+    try:
+        for name in only:
+            log_line(f"running {name}")
+            try:
+                sections.append((name, run_group(name, ctx)))
+            except Exception as exc:  # one benchmark failing must not lose the others' numbers
+                traceback.print_exc()
+                errors.append((name, f"{type(exc).__name__}: {exc}"))
+                sections.append((name, []))
+            finally:
+                leftovers += cleanup()
+    finally:
+        leftovers += cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - began
+    report = render(sections, errors, leftovers, ctx, elapsed)
+    print(report)
+    if args.output != "-":
+        Path(args.output).write_text(report + "\n")
+        log_line(f"wrote {args.output}")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(as_json(sections, errors, leftovers, elapsed), indent=1))
+    log_line(f"done in {elapsed:.0f} s")
+    return 1 if errors or leftovers else 0
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks, which kill and reap
+
+
+def run_group(name: str, ctx: Context) -> list:
+    """Run one benchmark group; its tables (or, for ``tap``, a note when bench_tap.py is absent)."""
+    if name == "tap":
+        return [tap_table(ctx)]
+    module = __import__(MODULES[name])
+    return module.run(ctx)
+
+
+def tap_table(ctx: Context) -> Table:
+    """Run benchmarks/bench_tap.py (when it exists) and show its dict."""
+    path = BENCH_DIR / "bench_tap.py"
+    table = Table("tap", "8. .tap save and load", "", "`benchmarks/bench_tap.py`.")
+    if not path.exists():
+        table.description = "Skipped: `benchmarks/bench_tap.py` does not exist yet."
+        table.grid = (["", ""], [])
+        return table
+    spec = importlib.util.spec_from_file_location("bench_tap", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.run(scale=ctx.scale)
+    return table_from_dict(table, result)
+
+
+def table_from_dict(table: Table, result: dict) -> Table:
+    """Show a benchmark's plain dict as a ``key | value`` table with its optional checks."""
+    rows = []
+    for key, value in result.items():
+        if key == "checks":
+            for what, ok in dict(value).items():
+                table.require(f"tap.{what}", str(what), None if ok is None else bool(ok))
+            continue
+        if key == "markdown":
+            table.notes.append(str(value))
+            continue
+        rows.append([str(key), _show(value)])
+    table.grid = (["measurement", "value"], rows)
+    return table
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+        return (f"median {statistics.median(value):,.4g} (min {min(value):,.4g}, max {max(value):,.4g}, "
+                f"{len(value)} runs)")
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_show(v)}" for k, v in value.items())
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed: float) -> str:
+    """The whole report as Markdown."""
+    from findings import FINDINGS, NOTES
+
+    tables = [table for _, group in sections for table in group]
+    for table in tables:
+        table.evaluate()
+    checks = [(table, check) for table in tables for check in table.checks]
+    counts = {result: sum(1 for _, c in checks if c.result == result) for result in ("PASS", "MISS", "n/a")}
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python benchmarks/run.py{'' if ctx.scale == 1 else f' --scale {ctx.scale:g}'}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')} in {elapsed:.0f} s. Every ratio is taken within this one run on "
+        "this one machine (absolute numbers drift on shared machines; ratios much less). Medians of several "
+        "runs, with min and max; subjects take turns within each round.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {what} | {value} |" for what, value in machine()],
+        "",
+        "## Targets",
+        "",
+        f"{counts['PASS']} met, {counts['MISS']} missed, {counts['n/a']} not measured.",
+        "",
+        "| measurement | target | ratio | result |",
+        "|---|---|---:|---|",
+    ]
+    for table, check in checks:
+        ratio = f"{check.ratio:.2f}×" if check.ratio is not None else "—"
+        result = f"**{check.result}**" if check.result != "n/a" else f"n/a ({check.why})" if check.why else "n/a"
+        out.append(f"| {table.title} | {table.describe(check)} | {ratio} | {result} |")
+    misses = [(table, check) for table, check in checks if check.result == "MISS"]
+    if misses:
+        out += ["", "## Missed targets: the reason found, and the fix", ""]
+        for table, check in misses:
+            ratio = f" ({check.ratio:.2f}×)" if check.ratio is not None else ""
+            finding = FINDINGS.get(check.id, "Not analysed yet: profile it (`python -X importtime`, cProfile or "
+                                              "py-spy) and record the reason in `benchmarks/findings.py`.")
+            out += [f"- **MISS — {table.describe(check)}**{ratio}. {finding}", ""]
+    if errors or leftovers:
+        out += ["", "## Problems in this run", ""]
+        out += [f"- benchmark `{name}` failed: {message}" for name, message in errors]
+        out += [f"- had to kill a process left running: {what}" for what in leftovers]
+    out += ["", "## Results", ""]
+    for table in tables:
+        out += [table.markdown(), ""]
+    if NOTES:
+        out += ["## Notes", "", NOTES.strip(), ""]
+    out += ["## How to run", "",
+            "```sh",
+            "python3 -m venv .venv && .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/run.py",
+            "# or with Twisted in another environment:  TWISTD=/path/to/twistd python benchmarks/run.py",
+            "```"]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def as_json(sections: list, errors: list, leftovers: list, elapsed: float) -> dict:
+    """The raw results: every row's samples and every target's outcome."""
+    data = {"elapsed": elapsed, "errors": errors, "leftovers": leftovers, "tables": {}}
+    for name, group in sections:
+        for table in group:
+            table.evaluate()
+            data["tables"][table.id] = {
+                "group": name,
+                "title": table.title,
+                "unit": table.unit,
+                "rows": {row.key: {"label": row.label, "samples": row.samples, "missing": row.missing}
+                         for row in table.rows},
+                "grid": table.grid,
+                "checks": {c.id: {"result": c.result, "ratio": c.ratio, "why": c.why} for c in table.checks},
+            }
+    return data
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
