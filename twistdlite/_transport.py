@@ -172,6 +172,15 @@ class StreamAdapter(asyncio.Protocol):
             proto.makeConnection(StreamTransport(transport, self, system))
         except Exception:
             self._callback_failed("connectionMade")
+            return
+        if self.user_paused:
+            # uvloop starts reading once connection_made returns, undoing a pause made in
+            # connectionMade: pause again before the loop next polls.
+            asyncio.get_running_loop().call_soon(self._keep_paused)
+
+    def _keep_paused(self) -> None:
+        if self.user_paused and self.proto is not None:
+            self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -231,6 +231,7 @@ class Serving:
 
     async def serve(self) -> int:
         """Start, report, wait for a stop, stop, save; returns the exit status."""
+        from twistdlite.error import CannotListenError
         from twistdlite.service import IService
 
         loop = asyncio.get_running_loop()
@@ -247,6 +248,11 @@ class Serving:
             self.readiness.failed(str(exc))
             await self._settle(before)
             raise
+        except CannotListenError as exc:  # a port in use, a bad socket path: the message says it all
+            log.error("Start-up failed: %s", exc)
+            self.readiness.failed(str(exc))
+            await self._settle(before)
+            raise StartError(str(exc)) from None
         except Exception as exc:
             log.error("Start-up failed", exc_info=True)
             message = f"start failed: {type(exc).__name__}: {exc}"

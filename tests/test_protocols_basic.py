@@ -1,0 +1,172 @@
+"""LineReceiver, LineOnlyReceiver, NetstringReceiver and the IntN receivers, on a fake transport."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from netsupport import FakeTransport
+from twistdlite import basic
+
+
+def connected(proto):
+    transport = FakeTransport()
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+class Lines(basic.LineOnlyReceiver):
+    def __init__(self):
+        self.lines = []
+        self.exceeded = []
+
+    def lineReceived(self, line):
+        self.lines.append(line)
+
+    def lineLengthExceeded(self, line):
+        self.exceeded.append(line)
+        return basic.LineOnlyReceiver.lineLengthExceeded(self, line)
+
+
+def test_line_only_receiver_splits_lines_across_chunks():
+    proto, transport = connected(Lines())
+    for chunk in (b"one\r", b"\ntw", b"o\r\nthree\r\nfou"):
+        proto.dataReceived(chunk)
+    assert proto.lines == [b"one", b"two", b"three"]
+    proto.dataReceived(b"r\r\n")
+    assert proto.lines[-1] == b"four"
+    proto.sendLine(b"reply")
+    assert transport.value() == b"reply\r\n"
+
+
+def test_line_only_receiver_drops_an_over_long_line_and_unterminated_tail():
+    proto, transport = connected(Lines())
+    proto.MAX_LENGTH = 10
+    proto.dataReceived(b"short\r\n" + b"x" * 11 + b"\r\nnext\r\n")
+    assert proto.lines == [b"short"]
+    assert proto.exceeded == [b"x" * 11]
+    assert transport.lost == 1
+
+    proto2, transport2 = connected(Lines())
+    proto2.MAX_LENGTH = 10
+    proto2.dataReceived(b"y" * 6)
+    proto2.dataReceived(b"y" * 6)  # no delimiter yet, but already over the limit
+    assert proto2.exceeded == [b"y" * 12] and transport2.lost == 1
+
+
+def test_line_only_receiver_stops_after_lose_connection():
+    class Quitter(Lines):
+        def lineReceived(self, line):
+            super().lineReceived(line)
+            if line == b"quit":
+                self.transport.loseConnection()
+
+    proto, _ = connected(Quitter())
+    proto.dataReceived(b"a\r\nquit\r\nb\r\n")
+    assert proto.lines == [b"a", b"quit"]
+
+
+class Reverser(basic.LineReceiver):
+    def __init__(self):
+        self.lines = []
+
+    def lineReceived(self, line):
+        self.lines.append(line)
+
+
+def test_line_receiver_max_length_drops_connection_and_keeps_earlier_lines():
+    proto, transport = connected(Reverser())
+    proto.MAX_LENGTH = 8
+    proto.dataReceived(b"ok\r\n" + b"z" * 11)
+    assert proto.lines == [b"ok"]
+    assert transport.disconnecting
+
+
+def test_line_receiver_partial_line_at_disconnect_is_not_delivered():
+    proto, transport = connected(Reverser())
+    proto.dataReceived(b"whole\r\npart")
+    proto.connectionLost(None)
+    assert proto.lines == [b"whole"]
+
+
+class Strings(basic.NetstringReceiver):
+    def __init__(self):
+        self.strings = []
+
+    def stringReceived(self, string):
+        self.strings.append(string)
+
+
+def test_netstring_round_trip_byte_by_byte():
+    sender, out = connected(Strings())
+    for payload in (b"hello", b"", b"a:b,c"):
+        sender.sendString(payload)
+    wire = out.value()
+    assert wire == b"5:hello,0:,5:a:b,c,"
+    receiver, _ = connected(Strings())
+    for index in range(len(wire)):
+        receiver.dataReceived(wire[index:index + 1])
+    assert receiver.strings == [b"hello", b"", b"a:b,c"]
+
+
+@pytest.mark.parametrize("garbage", [b"abc:hello,", b"5:hello!", b"05:hello,", b"-1:x,", b"x"])
+def test_netstring_malformed_input_drops_the_connection(garbage):
+    proto, transport = connected(Strings())
+    proto.dataReceived(b"2:ok," + garbage)
+    assert proto.strings == [b"ok"]
+    assert proto.brokenPeer and transport.lost == 1
+
+
+def test_netstring_over_max_length_is_refused_before_the_payload_arrives():
+    proto, transport = connected(Strings())
+    proto.MAX_LENGTH = 10
+    proto.dataReceived(b"11:")
+    assert proto.brokenPeer and transport.lost == 1
+    proto2, transport2 = connected(Strings())
+    proto2.MAX_LENGTH = 10
+    proto2.dataReceived(b"123")  # more length digits than MAX_LENGTH can have
+    assert proto2.brokenPeer and transport2.lost == 1
+
+
+class Int32(basic.Int32StringReceiver):
+    def __init__(self):
+        self.strings = []
+        self.limits = []
+
+    def stringReceived(self, string):
+        self.strings.append(string)
+
+    def lengthLimitExceeded(self, length):
+        self.limits.append(length)
+        basic.Int32StringReceiver.lengthLimitExceeded(self, length)
+
+
+def test_int32_round_trip_in_odd_chunks():
+    sender, out = connected(Int32())
+    payloads = [b"", b"x", b"hello world" * 50]
+    for payload in payloads:
+        sender.sendString(payload)
+    wire = out.value()
+    assert wire[:4] == struct.pack("!I", 0)
+    receiver, _ = connected(Int32())
+    for start in range(0, len(wire), 7):
+        receiver.dataReceived(wire[start:start + 7])
+    assert receiver.strings == payloads
+
+
+def test_int32_length_over_max_length_drops_the_connection():
+    proto, transport = connected(Int32())
+    proto.MAX_LENGTH = 100
+    proto.dataReceived(struct.pack("!I", 3) + b"abc" + struct.pack("!I", 101) + b"x" * 10)
+    assert proto.strings == [b"abc"]
+    assert proto.limits == [101] and transport.lost == 1
+
+
+@pytest.mark.parametrize("cls,limit", [(basic.Int8StringReceiver, 256), (basic.Int16StringReceiver, 65536)])
+def test_short_prefixes_refuse_strings_that_cannot_fit(cls, limit):
+    proto, transport = connected(cls())
+    with pytest.raises(basic.StringTooLongError):
+        proto.sendString(b"x" * limit)
+    proto.sendString(b"x" * (limit - 1))
+    assert len(transport.value()) == proto.prefixLength + limit - 1
