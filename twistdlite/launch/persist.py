@@ -389,7 +389,15 @@ def remember_paths(application: Any, paths: Sequence[str]) -> None:
 
 
 def prepare_save(application: Any, options: Options) -> None:
-    """Read ``--tap-key`` now (before chdir, chroot and privilege drop) for the shutdown save."""
+    """Get ready for the shutdown save now, before chdir, chroot and the privilege drop.
+
+    Reads ``--tap-key``, and imports what a save uses: once privileges are
+    dropped the interpreter's own files may be out of reach (a Python under /root).
+    """
+    import tempfile  # noqa: F401
+
+    from twistdlite.launch import picklecheck  # noqa: F401
+
     plan = _plan(application)
     if not plan.key_read:
         plan.key = read_key(options.tap_key)
