@@ -109,7 +109,9 @@ def _unprivileged_port_start() -> int:
 def test_privileged_port_as_nobody_fails_with_one_line_and_exit_1(tmp_path):
     if _unprivileged_port_start() <= 80:
         pytest.skip("this kernel lets anyone bind port 80")
-    from daemon_helpers import NOBODY, _user_kwargs, nobody_dir, test_env, unprivileged_python
+    helpers = pytest.importorskip("daemon_helpers")  # the daemon tests' "run as nobody" helpers
+    NOBODY, _user_kwargs, nobody_dir = helpers.NOBODY, helpers._user_kwargs, helpers.nobody_dir
+    test_env, unprivileged_python = helpers.test_env, helpers.unprivileged_python
 
     python, why = unprivileged_python()
     if python is None:

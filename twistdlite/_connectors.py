@@ -243,8 +243,19 @@ class UNIXConnector(Connector):
 
             if not PidLock.is_held(self.address):
                 raise ConnectError(string=f"no live process holds {os.fsdecode(self.address)}.lock")
+        import socket
+
         loop = asyncio.get_running_loop()
-        return await loop.create_unix_connection(protocol_factory, os.fspath(self.address))
+        # Connect the socket ourselves: uvloop's create_unix_connection(path) refuses
+        # abstract-namespace addresses.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, os.fspath(self.address))
+            return await loop.create_unix_connection(protocol_factory, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
 
     def getDestination(self) -> Any:
         """``UNIXAddress(address)``."""
