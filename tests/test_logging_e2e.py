@@ -125,11 +125,19 @@ class Daemon:
         self.pid = None
 
     def start(self, *args: str, log: str = "twistd.log", tac: str = "app.tac", **env: str) -> int:
-        result = run(["-oy", tac, *args], cwd=self.cwd, **env)
+        source = ["-f", tac] if tac.endswith(".tap") else ["-oy", tac]
+        path = self.cwd / log
+        earlier = path.read_text().count("starting on") if path.exists() else 0
+        result = run([*source, *args], cwd=self.cwd, **env)
         assert result.returncode == 0, result.stderr
         self.pid = read_pid(self.cwd / "twistd.pid")
         assert self.pid
-        return int(wait_for_file_text(self.cwd / log, r"starting on (\d+)").group(1))
+
+        def port():
+            ports = re.findall(r"starting on (\d+)", path.read_text()) if path.exists() else []
+            return int(ports[-1]) if len(ports) > earlier else None
+
+        return wait_until(port, what=f"a new 'starting on' line in {path}")
 
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
@@ -346,6 +354,24 @@ def test_application_component_daily_log_file_as_in_the_twisted_docs(daemon, app
     assert "[app] into my.log" in entries(dated)
     assert entries(logdir / "my.log")[0] == "[app] after usr1"
     assert not (app / "ignored.log").exists() and not (app / "twistd.log").exists()
+
+
+def test_application_log_observer_survives_the_shutdown_tap(daemon, app):
+    (app / "my.tac").write_text(COMPONENT_TAC)
+    logdir = app / "logs"
+    logdir.mkdir()
+    result = run(["-y", "my.tac"], cwd=app, LOGDIR=str(logdir))  # saves logtest-shutdown.tap
+    assert result.returncode == 0, result.stderr
+    daemon.pid = read_pid(app / "twistd.pid")
+    wait_for_file_text(logdir / "my.log", r"starting on")
+    daemon.stop()
+    assert "[twistdlite] Saved." in entries(logdir / "my.log")
+    port = daemon.start(log="logs/my.log", tac="logtest-shutdown.tap")
+    send(port, b"log from the restored application")
+    daemon.stop()
+    lines = entries(logdir / "my.log")
+    assert "[app] from the restored application" in lines and lines[-1] == "[twistdlite] Server Shut Down."
+    assert not (app / "twistd.log").exists()
 
 
 def test_logger_factory_overrides_everything(daemon, app):
