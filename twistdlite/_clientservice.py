@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional
 
+from twistdlite._aio import Done
 from twistdlite.service import Service
 
 __all__ = ["ClientService", "backoffPolicy"]
@@ -121,11 +122,11 @@ class ClientService(Service):
         self._fail_waiters(None)
         proto = self._proto or self._pending
         if proto is None:
-            return None
+            return Done()
         self._pending = None
         transport = getattr(proto, "transport", None)
         if transport is None:
-            return None
+            return Done()
         close = getattr(transport, "loseConnection", None) or transport.close
         close()
         return self._wait_lost(proto, transport)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional
 
+from twistdlite._aio import Done
 from twistdlite._clientservice import ClientService, backoffPolicy
 from twistdlite.service import Service
 
@@ -269,13 +270,13 @@ class _ClientService(Service):
         Service.stopService(self)
         connector, self._connection = self._connection, None
         if connector is None:
-            return None
+            return Done()
         stop_trying = getattr(self.factory, "stopTrying", None)
         if stop_trying is not None:
             stop_trying()
         connector.disconnect()
         if connector.state == "disconnected":
-            return None
+            return Done()
         return _wait_disconnected(connector)
 
     def _getConnection(self) -> Any:

@@ -153,13 +153,21 @@ class ReconnectingClientFactory(ClientFactory):
     initialDelay = 1.0
     factor = 2.7182818284590451
     jitter = 0.11962656472
-    delay = initialDelay
     retries = 0
     maxRetries: Optional[int] = None
     continueTrying = True
     connector: Any = None
     clock: Any = None
     _callID: Any = None
+
+    @property
+    def delay(self) -> float:
+        """The current delay before the next attempt (``initialDelay`` until the first retry)."""
+        return self.__dict__.get("_delay", self.initialDelay)
+
+    @delay.setter
+    def delay(self, value: float) -> None:
+        self.__dict__["_delay"] = value
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
         """Retry after a failed attempt (unless told to stop trying)."""
@@ -227,7 +235,7 @@ class ReconnectingClientFactory(ClientFactory):
 
     def __getstate__(self) -> dict:
         state = ClientFactory.__getstate__(self)
-        for name in ("connector", "_callID", "delay", "retries", "continueTrying"):
+        for name in ("connector", "_callID", "_delay", "retries", "continueTrying"):
             state.pop(name, None)
         return state
 

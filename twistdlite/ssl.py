@@ -62,8 +62,8 @@ def load_cert_chain(context: Any, certificateFileName: Any, privateKeyFileName: 
     """Load a certificate and its key into ``context``; :class:`TLSConfigError` naming the files on failure."""
     import ssl
 
-    cert = _check_file(certificateFileName, "certificate")
     key = _check_file(privateKeyFileName, "private key")
+    cert = _check_file(certificateFileName, "certificate")
     try:
         context.load_cert_chain(cert, key)
     except (ssl.SSLError, OSError, ValueError) as exc:
