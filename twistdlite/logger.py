@@ -38,7 +38,6 @@ then ignored; logging never stops the service.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -144,6 +143,12 @@ class JSONFormatter(TwistdFormatter):
     ``exception`` (the traceback text) is present only when there is one.
     """
 
+    def __init__(self) -> None:
+        import json  # only when JSON is asked for
+
+        super().__init__()
+        self._dumps = json.dumps
+
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON."""
         micro = int((record.created % 1) * 1_000_000)
@@ -158,7 +163,7 @@ class JSONFormatter(TwistdFormatter):
         extra = self.details(record)
         if extra:
             event["exception"] = extra
-        return json.dumps(event, ensure_ascii=False, default=repr)
+        return self._dumps(event, ensure_ascii=False, default=repr)
 
 
 def event_from_record(record: logging.LogRecord, formatter: Optional[logging.Formatter] = None) -> dict:

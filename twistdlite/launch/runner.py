@@ -29,10 +29,9 @@ def run(options: Options) -> int:
     """Run the application the options describe; returns the exit status (raises LaunchError)."""
     check_reactor(options.reactor)
     application = loader.load(options)                                    # 1
-    if not options.no_save:
-        from twistdlite.launch import persist
+    from twistdlite.launch import persist
 
-        persist.prepare_save(application, options)  # read --tap-key before chdir/chroot/setuid
+    persist.prepare_save(application, options)  # read --tap-key before chdir/chroot/setuid
     detacher = None
     if options.daemonize:  # before --chroot: python-daemon imported, /dev/null opened
         detacher = daemon.Detacher(
