@@ -268,8 +268,9 @@ def test_default_tap_file_is_twistd_tap(tmp_path):
     assert one_error_line(result.stderr) == "Application file 'twistd.tap' does not exist"
 
 
-def test_missing_key_file_fails_before_anything_is_written(tmp_path):
-    result = run(["-ny", COUNTER_TAC, "--tap-key", "no.key"], cwd=tmp_path, COUNTER_PORT="0")
+@pytest.mark.parametrize("mode", [["-ny"], ["-noy"]])
+def test_missing_key_file_fails_before_anything_is_written(tmp_path, mode):
+    result = run([*mode, COUNTER_TAC, "--tap-key", "no.key"], cwd=tmp_path, COUNTER_PORT="0")
     assert result.returncode == 1
     assert one_error_line(result.stderr) == "tap key file 'no.key' does not exist"
     assert list(tmp_path.iterdir()) == []

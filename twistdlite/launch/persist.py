@@ -391,12 +391,14 @@ def remember_paths(application: Any, paths: Sequence[str]) -> None:
 def prepare_save(application: Any, options: Options) -> None:
     """Get ready for the shutdown save now, before chdir, chroot and the privilege drop.
 
-    Reads ``--tap-key``, and imports what a save uses: once privileges are
-    dropped the interpreter's own files may be out of reach (a Python under /root).
+    Reads ``--tap-key`` (checked even with ``-o``: a bad key file is an error
+    either way) and, unless ``-o``, imports what a save uses: once privileges
+    are dropped the interpreter's own files may be out of reach (a Python under /root).
     """
-    import tempfile  # noqa: F401
+    if not options.no_save:
+        import tempfile  # noqa: F401
 
-    from twistdlite.launch import picklecheck  # noqa: F401
+        from twistdlite.launch import picklecheck  # noqa: F401
 
     plan = _plan(application)
     if not plan.key_read:
