@@ -103,7 +103,10 @@ class LoopingCall:
         if interval == 0:
             self.call = self.clock.callLater(0, self)
             return
-        count = int((now - self._start_time) / interval) + 1
+        # The next slot on the grid after both now and the call just made: a loop
+        # may run a call a hair early (within its clock resolution), and that
+        # call's own slot must not come round again at once.
+        count = max(self._count + 1, int((now - self._start_time) / interval) + 1)
         self._count = count
         self.call = self.clock.callLater(self._start_time + count * interval - now, self)
 
@@ -128,24 +131,29 @@ class _FakeCall:
         """True until it has run or been cancelled."""
         return not (self.called or self.cancelled)
 
-    def cancel(self) -> None:
-        """Unschedule it."""
+    def _check(self) -> None:
         from twistdlite.reactor import AlreadyCalled, AlreadyCancelled
 
         if self.cancelled:
             raise AlreadyCancelled(self)
         if self.called:
             raise AlreadyCalled(self)
+
+    def cancel(self) -> None:
+        """Unschedule it."""
+        self._check()
         self.cancelled = True
         self.clock.calls.remove(self)
 
     def reset(self, secondsFromNow: float) -> None:
         """Run it ``secondsFromNow`` from now instead."""
+        self._check()
         self.time = self.clock.seconds() + secondsFromNow
         self.clock.calls.sort(key=lambda c: c.time)
 
     def delay(self, secondsLater: float) -> None:
         """Push it later."""
+        self._check()
         self.time += secondsLater
         self.clock.calls.sort(key=lambda c: c.time)
 
