@@ -86,11 +86,7 @@ def service_paths(root: Any) -> Iterator[tuple[str, Any]]:
 def _fails(value: Any, protocol: int, skip: set) -> Optional[BaseException]:
     try:
         _Probe(protocol, skip).dump(value)
-    except _DefinedInTac as exc:
-        return exc
-    except RecursionError as exc:
-        return exc
-    except Exception as exc:
+    except Exception as exc:  # a pickling error, _DefinedInTac, RecursionError...
         return exc
     return None
 
@@ -171,10 +167,13 @@ def describe_unpicklable(root: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> 
     """
     services = list(service_paths(root))
     skip = {id(service) for _, service in services}
+    classes_ok: set = set()
     for path, service in services:
-        cls_error = _fails(type(service), protocol, set())
-        if cls_error is not None:
-            return f"service {path!r} (a {type(service).__name__}) cannot be pickled: {_reason(cls_error)}"
+        if type(service) not in classes_ok:
+            cls_error = _fails(type(service), protocol, set())
+            if cls_error is not None:
+                return f"service {path!r} (a {type(service).__name__}) cannot be pickled: {_reason(cls_error)}"
+            classes_ok.add(type(service))
         state = _state(service, protocol)
         if state is None:
             try:
