@@ -137,6 +137,12 @@ def test_file_observer_pickles_with_its_logfile(tmp_path):
     assert re.fullmatch(r"\d{4} \[app\.module\] after a \.tap round trip\n", (tmp_path / "app.log").read_text())
 
 
+def test_an_observer_on_standard_output_pickles_by_name():
+    copy = pickle.loads(pickle.dumps(textFileLogObserver(sys.__stdout__)))
+    assert copy.outFile is sys.__stdout__ and isinstance(copy.formatter, TwistdFormatter)
+    assert pickle.loads(pickle.dumps(jsonFileLogObserver(sys.__stderr__))).outFile is sys.__stderr__
+
+
 def test_ilogobserver_is_a_component_key_and_adapts():
     application = Application("myapp")
     seen = []

@@ -297,10 +297,14 @@ class FileLogObserver:
             reopen()
 
     def __getstate__(self) -> dict:
+        for name in ("stdout", "stderr"):  # saved by name: a stream cannot be pickled
+            if self.outFile is getattr(sys, name) or self.outFile is getattr(sys, f"__{name}__"):
+                return {"stdio": name, "formatter": self.formatter}
         return {"outFile": self.outFile, "formatter": self.formatter}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["outFile"], state["formatter"])  # type: ignore[misc]
+        out_file = getattr(sys, f"__{state['stdio']}__") if "stdio" in state else state["outFile"]
+        self.__init__(out_file, state["formatter"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {type(self.formatter).__name__} to {self.outFile!r}>"
