@@ -366,6 +366,9 @@ class _SavePlan:
     key_read: bool = False
 
 
+# What the loader and the start-up learned about each loaded application (its
+# import path, the key), kept until its shutdown save; weak, so an in-process
+# caller's applications are not kept alive by it.
 _plans: "weakref.WeakKeyDictionary[Any, _SavePlan]" = weakref.WeakKeyDictionary()
 _strong_plans: dict = {}  # for applications that cannot be weakly referenced
 
