@@ -97,14 +97,16 @@ def test_a_server_down_at_start_is_retried_with_capped_exponential_back_off(capl
             await turn()
             assert len(endpoint.attempts) == attempts + 1
         assert delays == [2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+        assert service.factory.numPorts == 1  # started once for the run, not once per attempt
         endpoint.accept()
         await turn()
         assert clock.getDelayedCalls() == []
         await service.stopService()
+        assert service.factory.numPorts == 0
 
     with caplog.at_level(logging.INFO, logger="twistdlite"):
         run(main())
-    assert "Connecting to <FakeEndpoint> failed (Connection was refused by other side: nobody home.); " \
+    assert "Connecting to <FakeEndpoint> failed (Connection was refused by other side: nobody home); " \
            "retry 1 in 2.00 s" in caplog.text
     assert "retry 6 in 10.00 s" in caplog.text
     assert "Connected to <FakeEndpoint>" in caplog.text

@@ -107,10 +107,13 @@ class ClientService(Service):
         Service.startService(self)
         self._stopped = False
         self._failures = 0
+        if hasattr(self.factory, "doStart"):
+            self.factory.doStart()
         self._connect()
 
     def stopService(self) -> Any:
         """Stop retrying and close the connection; returns an awaitable that waits (bounded) for the close."""
+        was_running = self.running
         Service.stopService(self)
         self._stopped = True
         retry, self._retry = self._retry, None
@@ -121,27 +124,33 @@ class ClientService(Service):
             attempt.cancel()
         self._fail_waiters(None)
         proto = self._proto or self._pending
-        if proto is None:
-            return Done()
         self._pending = None
         transport = getattr(proto, "transport", None)
         if transport is None:
+            self._stop_factory(was_running)
             return Done()
         close = getattr(transport, "loseConnection", None) or transport.close
         close()
-        return self._wait_lost(proto, transport)
+        return self._wait_lost(proto, transport, was_running)
 
-    async def _wait_lost(self, proto: Any, transport: Any, timeout: float = 5.0) -> None:
+    def _stop_factory(self, was_running: bool) -> None:
+        if was_running and hasattr(self.factory, "doStop"):
+            self.factory.doStop()
+
+    async def _wait_lost(self, proto: Any, transport: Any, was_running: bool, timeout: float = 5.0) -> None:
         import asyncio
 
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._proto is proto and loop.time() < deadline:
-            await asyncio.sleep(0.005)
-        if self._proto is proto:
-            abort = getattr(transport, "abortConnection", None) or transport.abort
-            abort()
-            self._proto = None
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while self._proto is proto and loop.time() < deadline:
+                await asyncio.sleep(0.005)
+            if self._proto is proto:
+                abort = getattr(transport, "abortConnection", None) or transport.abort
+                abort()
+                self._proto = None
+        finally:
+            self._stop_factory(was_running)
 
     def whenConnected(self, failAfterFailures: Optional[int] = None) -> Any:
         """An awaitable (asyncio Future) of the connected protocol.
@@ -302,7 +311,7 @@ class ClientService(Service):
 
 def _describe(error: Any) -> str:
     value = getattr(error, "value", error)  # a Failure or an exception
-    text = str(value)
+    text = str(value).rstrip(".")
     return text if text else type(value).__name__
 
 
@@ -320,10 +329,10 @@ class _WatchingFactory:
         return proto
 
     def doStart(self) -> None:
-        self.factory.doStart()
+        """The service starts the user's factory once for its whole run, not per attempt."""
 
     def doStop(self) -> None:
-        self.factory.doStop()
+        """See :meth:`doStart`."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.factory, name)
