@@ -87,13 +87,18 @@ def load_tac(path: str) -> Any:
     return application
 
 
+def _article(noun: str) -> str:
+    """``noun`` with "a" or "an" before it."""
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
 def check_application(application: Any, source: str) -> Any:
     """Return ``application`` if it is a service tree; :class:`LoadError` otherwise."""
     from twistdlite.service import IService
 
     if IService(application, None) is None:
         raise LoadError(
-            f"'application' in {source} is a {type(application).__name__}, "
+            f"'application' in {source} is {_article(type(application).__name__)}, "
             "not a twistdlite service (use twistdlite.service.Application(name))"
         )
     return application
