@@ -220,8 +220,8 @@ def measure_in_process(workdir: Path, services: int, runs: int) -> dict:
         "bytes per service": round(size / services, 1),
         "save (ms)": _ms(save),
         "load (ms)": _ms(load),
-        "of which pickle.dumps (ms)": _ms(dumps),
-        "of which pickle.loads (ms)": _ms(loads),
+        "pickle.dumps alone (ms)": _ms(dumps),
+        "pickle.loads alone (ms)": _ms(loads),
         "save, signed with --tap-key (ms)": _ms(save_signed),
         "load, signed with --tap-key (ms)": _ms(load_signed),
     }
