@@ -29,6 +29,7 @@ def run(options: Options) -> int:
     """Run the application the options describe; returns the exit status (raises LaunchError)."""
     check_reactor(options.reactor)
     application = loader.load(options)                                    # 1
+    logsetup.check(options, application)  # a --logger factory that cannot be found
     from twistdlite.launch import persist
 
     persist.prepare_save(application, options)  # read --tap-key before chdir/chroot/setuid
