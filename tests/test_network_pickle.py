@@ -57,6 +57,8 @@ def services(tmp_path, key, cert, server_port):
         internet.ClientService(endpoints.TCP4ClientEndpoint("127.0.0.1", server_port), factory,
                                retryPolicy=internet.backoffPolicy(initialDelay=0.05)),
         strports.AdoptedStreamServer(listener.fileno(), socket.AF_INET, factory),
+        internet.StreamServerEndpointService(endpoints.serverFromString("tcp:0:interface=127.0.0.1"), factory),
+        strports.service(f"unix:{tmp_path / 'strports.sock'}:mode=600", factory),
     ]
 
 

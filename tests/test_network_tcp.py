@@ -546,3 +546,52 @@ def test_plain_asyncio_protocol_factories_are_served_and_closed_on_stop(loop):
         writer.close()
 
     run(main(), loop)
+
+
+def test_listen_and_connect_before_the_loop_runs_start_when_it_does():
+    """As at .tac load time: listenTCP binds at once, and both serve once the reactor's loop runs."""
+    port = reactor.listenTCP(0, echo_factory(), interface="127.0.0.1")
+    number = port.getHost().port
+    lost = []
+
+    class Factory(protocol.ClientFactory):
+        protocol = Echo
+
+        def clientConnectionLost(self, connector, reason):
+            lost.append(reason)
+
+    connector = reactor.connectTCP("127.0.0.1", number, Factory())
+    assert connector.state == "connecting"
+
+    async def main():
+        await until(lambda: connector.state == "connected")
+        connector.disconnect()
+        await until(lambda: lost)
+        await port.stopListening()
+        await port.loseAllConnections()
+
+    loop = asyncio.new_event_loop()
+    reactor.install(loop)
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        reactor.uninstall()
+        loop.close()
+    assert lost[0].check(ConnectionDone)
+
+
+def test_stream_server_endpoint_service():
+    from twistdlite import endpoints
+
+    async def main():
+        service = internet.StreamServerEndpointService(endpoints.TCP4ServerEndpoint(0, interface="127.0.0.1"),
+                                                       echo_factory())
+        service.privilegedStartService()
+        number = service.getHost().port
+        await service.startService()
+        assert await roundtrip(number) == b"ping"
+        await service.stopService()
+
+    run(main())
+    with pytest.raises(TypeError):
+        internet.StreamServerEndpointService(object(), echo_factory())

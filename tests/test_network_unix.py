@@ -264,3 +264,16 @@ def test_abstract_namespace_sockets_leave_no_file(loop):
         await port.loseAllConnections()
 
     run(main(), loop)
+
+
+def test_connect_unix_datagram_to_nothing_reports_connection_failed(tmp_path):
+    failures = []
+
+    class Client(protocol.ConnectedDatagramProtocol):
+        def connectionFailed(self, failure):
+            failures.append(failure)
+
+    port = reactor.connectUNIXDatagram(str(tmp_path / "nothing.sock"), Client())
+    assert port.transport is None
+    (failure,) = failures
+    assert "cannot connect to UNIX datagram socket" in failure.getErrorMessage()

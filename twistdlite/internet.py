@@ -37,6 +37,7 @@ __all__ = [
     "MulticastServer",
     "TimerService",
     "ClientService",
+    "StreamServerEndpointService",
     "backoffPolicy",
 ]
 
@@ -239,6 +240,24 @@ class UNIXDatagramClient(_PortService):
 
         return ConnectedUNIXDatagramPort(self.address, self.protocol, self.maxPacketSize, self.mode,
                                          self.bindAddress)
+
+
+class StreamServerEndpointService(_PortService):
+    """Serve a factory on a server endpoint: ``StreamServerEndpointService(endpoint, factory)``.
+
+    ``endpoint`` is one of ``twistdlite.endpoints``' server endpoints (or what
+    ``endpoints.serverFromString`` returns); like the other servers, it binds in
+    ``privilegedStartService``.
+    """
+
+    def __init__(self, endpoint: Any, factory: Any) -> None:
+        if not hasattr(endpoint, "_make_port"):
+            raise TypeError(f"{type(endpoint).__name__} is not a twistdlite server endpoint")
+        self.endpoint = endpoint
+        self.factory = factory
+
+    def _make_port(self) -> Any:
+        return self.endpoint._make_port(self.factory)
 
 
 class _ClientService(Service):
