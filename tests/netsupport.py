@@ -11,12 +11,9 @@ from typing import Any, Awaitable, Callable, Optional
 import pytest
 
 #: The loops the in-process tests run on (uvloop only when installed).
-try:
-    import uvloop  # noqa: F401
+import importlib.util
 
-    LOOPS = ["asyncio", "uvloop"]
-except ImportError:  # pragma: no cover - uvloop is in the test extras
-    LOOPS = ["asyncio"]
+LOOPS = ["asyncio", "uvloop"] if importlib.util.find_spec("uvloop") else ["asyncio"]
 
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -85,7 +82,8 @@ def make_cert(directory: Path, name: str = "server", cn: str = "localhost") -> t
     cert = directory / f"{name}.crt"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={cn}", "-addext", f"subjectAltName=DNS:{cn},IP:127.0.0.1"],
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={cn}",
+         "-addext", f"subjectAltName=DNS:{cn},IP:127.0.0.1"],
         check=True, capture_output=True, timeout=60,
     )
     return key, cert

@@ -4,7 +4,6 @@ strports services, and systemd socket activation end to end (an inherited socket
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess

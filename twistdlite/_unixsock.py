@@ -178,5 +178,7 @@ def remove_socket_file(path: Any, identity: Identity) -> None:
         info = os.lstat(path)
         if (info.st_dev, info.st_ino) == identity:
             os.unlink(path)
-    except OSError:
+    except FileNotFoundError:
         pass
+    except OSError as exc:  # e.g. privileges were dropped and the directory is not ours
+        log.warning("Could not remove UNIX socket %s: %s", os.fsdecode(path), exc.strerror or exc)

@@ -181,7 +181,9 @@ class UDPServer(_PortService):
 
 
 class MulticastServer(_PortService):
-    """Serve a multicast datagram protocol: ``MulticastServer(port, protocol, interface='', maxPacketSize=8192, listenMultiple=False)``.
+    """Serve a multicast datagram protocol.
+
+    ``MulticastServer(port, protocol, interface='', maxPacketSize=8192, listenMultiple=False)``.
 
     The protocol joins groups through its transport (``self.transport.joinGroup(addr)``)
     in ``startProtocol``.
@@ -203,7 +205,10 @@ class MulticastServer(_PortService):
 
 
 class UNIXDatagramServer(_PortService):
-    """Serve a datagram protocol on a UNIX datagram socket: ``UNIXDatagramServer(address, protocol, maxPacketSize=8192, mode=0o666)``."""
+    """Serve a datagram protocol on a UNIX datagram socket.
+
+    ``UNIXDatagramServer(address, protocol, maxPacketSize=8192, mode=0o666)``.
+    """
 
     def __init__(self, address: Any, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666) -> None:
         self.address = address
@@ -218,7 +223,9 @@ class UNIXDatagramServer(_PortService):
 
 
 class UNIXDatagramClient(_PortService):
-    """A connected UNIX datagram socket: ``UNIXDatagramClient(address, protocol, maxPacketSize=8192, mode=0o666, bindAddress=None)``.
+    """A connected UNIX datagram socket.
+
+    ``UNIXDatagramClient(address, protocol, maxPacketSize=8192, mode=0o666, bindAddress=None)``.
 
     Connects when started (a refused connection fails the start with a clear
     error); give ``bindAddress`` (a path) to receive replies.
@@ -332,7 +339,10 @@ class TCPClient(_ClientService):
 
 
 class SSLClient(_ClientService):
-    """Connect a factory over TLS when started: ``SSLClient(host, port, factory, contextFactory, timeout=30, bindAddress=None)``."""
+    """Connect a factory over TLS when started.
+
+    ``SSLClient(host, port, factory, contextFactory, timeout=30, bindAddress=None)``.
+    """
 
     def __init__(self, host: str, port: int, factory: Any, contextFactory: Any, timeout: float = 30,
                  bindAddress: Any = None) -> None:
