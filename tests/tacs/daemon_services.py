@@ -33,7 +33,11 @@ class Recorder(service.Service):
 
 
 class Listener(service.Service):
-    """Binds 127.0.0.1:PORT in privilegedStartService; each connection gets ``uid euid gid\\n``."""
+    """Binds 127.0.0.1:PORT in privilegedStartService.
+
+    Each connection gets ``uid euid gid setuid0\\n``: the ids serving it and what
+    ``os.setuid(0)`` did (``denied`` once privileges are dropped for good).
+    """
 
     def __init__(self, port: int) -> None:
         self.setName("listener")
@@ -50,7 +54,12 @@ class Listener(service.Service):
 
     async def _serve(self):
         async def answer(reader, writer):
-            writer.write(f"{os.getuid()} {os.geteuid()} {os.getgid()}\n".encode())
+            try:
+                os.setuid(0)
+                setuid0 = "allowed"
+            except PermissionError:
+                setuid0 = "denied"
+            writer.write(f"{os.getuid()} {os.geteuid()} {os.getgid()} {setuid0}\n".encode())
             await writer.drain()
             writer.close()
 
@@ -111,6 +120,13 @@ class SyncHang(service.Service):
         time.sleep(3600)
 
 
+class ExitsAtStart(service.Service):
+    """startService ends the process at once, without a word (as a crash would)."""
+
+    def startService(self):
+        os._exit(3)
+
+
 class HangsStopping(service.Service):
     """stopService returns an awaitable that never finishes."""
 
@@ -161,6 +177,8 @@ def build(spec: str, application) -> None:
         elif kind == "sync_hang":
             made = SyncHang()
             made.setName(arg or "synchang")
+        elif kind == "exits":
+            made = ExitsAtStart()
         elif kind == "hangs_stopping":
             made = HangsStopping(arg or "stuck")
         elif kind == "slow_stop":

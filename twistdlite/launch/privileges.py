@@ -40,26 +40,40 @@ def check_can_switch(uid: Optional[int], gid: Optional[int]) -> None:
         raise LaunchError(f"cannot switch to gid {gid}: only root can change group (running as uid {os.getuid()})")
 
 
+def prepare(uid: Optional[int], gid: Optional[int]) -> tuple[Optional[int], Optional[int]]:
+    """The ids to switch to, checked before anything happens: ``(uid, gid)``.
+
+    With a uid and no gid, the gid is the user's primary group (as twistd
+    does); a uid with no entry in the user database then needs ``-g``.
+    """
+    if uid is not None and gid is None:
+        try:
+            gid = pwd.getpwuid(uid).pw_gid
+        except KeyError:
+            raise LaunchError(f"uid {uid} has no entry in the user database: give its group with -g") from None
+    check_can_switch(uid, gid)
+    return uid, gid
+
+
 def drop(uid: Optional[int], gid: Optional[int], euid_only: bool = False) -> None:
     """Switch to ``uid``/``gid`` (with the user's supplementary groups), for good.
 
     With ``euid_only`` only the effective ids change (twistd's ``--euid``).
+    A full switch away from root is verified: if ``setuid(0)`` still works
+    afterwards, :class:`LaunchError`.
     """
     if uid is None and gid is None:
         return
-    check_can_switch(uid, gid)
+    uid, gid = prepare(uid, gid)
     if os.getuid() != 0 and os.geteuid() != 0:
         return  # nothing to change: check_can_switch accepted our own ids
     try:
-        if gid is None and uid is not None:
-            gid = pwd.getpwuid(uid).pw_gid
         if uid is not None:
             try:
-                name = pwd.getpwuid(uid).pw_name
-                os.initgroups(name, gid)
+                os.initgroups(pwd.getpwuid(uid).pw_name, gid)
             except KeyError:
                 os.setgroups([gid])
-        elif gid is not None:
+        else:
             os.setgroups([gid])
         if euid_only:
             if gid is not None:
@@ -73,6 +87,16 @@ def drop(uid: Optional[int], gid: Optional[int], euid_only: bool = False) -> Non
                 os.setuid(uid)
     except OSError as exc:
         raise LaunchError(f"cannot drop privileges to uid={uid} gid={gid}: {exc.strerror}") from None
+    if not euid_only and uid is not None and uid != 0:
+        _check_cannot_regain_root(uid)
+
+
+def _check_cannot_regain_root(uid: int) -> None:
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    raise LaunchError(f"dropping privileges to uid {uid} did not stick: setuid(0) still works")
 
 
 def parse_umask(value: str) -> int:

@@ -42,8 +42,7 @@ def run(options: Options) -> int:
             keep_stdout=options.logfile == "-",
         )
     enter_directories(options)                                            # 2
-    uid, gid = process_ids(options, application)
-    privileges.check_can_switch(uid, gid)
+    uid, gid = privileges.prepare(*process_ids(options, application))
     pidfile = PidFile(options.pidfile) if options.pidfile else None
     if pidfile is not None:
         pidfile.acquire()
@@ -66,8 +65,8 @@ def run(options: Options) -> int:
             if pidfile is not None:                                       # 4
                 pidfile.write(os.getpid())
             logs = logsetup.start_logging(options, application)
-        except LaunchError as exc:
-            readiness.failed(str(exc))
+        except BaseException as exc:
+            readiness.failed(str(exc) if isinstance(exc, LaunchError) else f"{type(exc).__name__}: {exc}")
             raise
         try:
             log_start(options, application, pidfile)
@@ -105,6 +104,7 @@ def check_reactor(name: str) -> None:
 def enter_directories(options: Options) -> None:
     """Apply ``--chroot``, ``--rundir`` and the umask."""
     if options.chroot:
+        import_before_chroot(options)
         try:
             os.chroot(options.chroot)
             os.chdir("/")
@@ -117,6 +117,23 @@ def enter_directories(options: Options) -> None:
             raise LaunchError(f"cannot use run directory {options.rundir}: {exc.strerror}") from None
     if options.effective_umask is not None:
         os.umask(options.effective_umask)
+
+
+#: Modules the run imports after ``--chroot``, when the Python installation is out of reach.
+CHROOT_IMPORTS = ("twistdlite.launch.debug", "twistdlite.launch.stacks", "twistdlite.reactor",
+                  "twistdlite.service", "twistdlite.launch.persist", "logging.handlers", "traceback",
+                  "twistdlite.logfile", "pickle", "selectors", "asyncio.unix_events", "encodings.idna")
+
+
+def import_before_chroot(options: Options) -> None:
+    """Import now what the run would import lazily once chrooted."""
+    import importlib
+
+    for name in CHROOT_IMPORTS + (("uvloop",) if options.reactor == "uvloop" else ()):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
 
 
 def process_ids(options: Options, application: Any) -> tuple[Optional[int], Optional[int]]:

@@ -1,0 +1,224 @@
+"""The pidfile (twistdlite/launch/pidfile.py), in-process: locking, stale detection, symlinks, release."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from support import wait_until
+from twistdlite.launch import pidfile as pidfile_module
+from twistdlite.launch.errors import AlreadyRunning, LaunchError
+from twistdlite.launch.pidfile import PidFile, probe
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "twistd.pid"
+
+
+def locked(path):
+    held = PidFile(str(path))
+    held.acquire()
+    return held
+
+
+def test_acquire_write_release(path):
+    held = locked(path)
+    held.write(4242)
+    assert path.read_text() == "4242\n"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)  # anyone may read the PID
+    assert probe(str(path)).running and probe(str(path)).pid == 4242
+    held.release()
+    assert not path.exists()
+    assert probe(str(path)) == pidfile_module.PidStatus(False, False, None)
+
+
+def test_write_replaces_longer_content(path):
+    path.write_text("123456789\n")
+    held = locked(path)
+    held.write(7)
+    assert path.read_text() == "7\n"
+    held.release()
+
+
+def test_a_held_pidfile_refuses_a_second_acquire_saying_who(path):
+    held = locked(path)
+    held.write(31337)
+    with pytest.raises(AlreadyRunning) as info:
+        PidFile(str(path)).acquire()
+    assert str(info.value) == f"already running, PID 31337 (pidfile {path})"
+    held.release()
+
+
+def test_a_held_pidfile_with_no_pid_yet(path, monkeypatch):
+    monkeypatch.setattr(pidfile_module, "PID_WAIT", 0.05)
+    held = locked(path)
+    with pytest.raises(AlreadyRunning, match="PID not written yet"):
+        PidFile(str(path)).acquire()
+    assert probe(str(path)) == pidfile_module.PidStatus(True, True, None)
+    held.release()
+
+
+@pytest.mark.parametrize("content", ["", "garbage\n", "-5\n", "0\n", "1\n", "SELF", "99999999\n"])
+def test_an_unlocked_pidfile_is_stale_whatever_it_names(path, content):
+    # PID 1 and our own PID are live processes: a PID number never proves liveness.
+    text = f"{os.getpid()}\n" if content == "SELF" else content
+    path.write_text(text)
+    assert not probe(str(path)).running
+    held = locked(path)
+    assert held.stale == (text.strip() or None)
+    held.write(os.getpid())
+    held.release()
+
+
+def test_a_zombie_pid_is_stale(path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    wait_until(lambda: open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+               what="a zombie")
+    path.write_text(f"{child.pid}\n")
+    try:
+        assert not probe(str(path)).running
+        held = locked(path)
+        assert held.stale == str(child.pid)
+        held.release()
+    finally:
+        child.wait()
+
+
+def test_the_lock_is_inherited_by_a_fork_and_dies_with_kill_9(path):
+    """The daemon's lock survives the launching command closing its copy, and kill -9 frees it."""
+    held = locked(path)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only sleeps (no exec: that would close the fd)
+        import time
+
+        time.sleep(60)
+        os._exit(0)
+    try:
+        held.write(child)
+        held.close()  # the launching command lets go; the child still holds the lock
+        assert probe(str(path)).running
+        with pytest.raises(AlreadyRunning):
+            PidFile(str(path)).acquire()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert not probe(str(path)).running  # the file remains, but nobody holds it
+    again = locked(path)
+    assert again.stale == str(child)
+    again.release()
+
+
+def test_the_lock_is_dropped_across_exec(path):
+    """An exec'd child (a service's subprocess) must not keep the daemon's lock alive."""
+    held = locked(path)
+    held.write(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], close_fds=False)
+    try:
+        held.release()
+        assert not probe(str(path)).running
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_symlink_at_the_path_is_never_followed(tmp_path, path):
+    target = tmp_path / "target"
+    target.write_text("precious\n")
+    path.symlink_to(target)
+    with pytest.raises(LaunchError, match="is a symbolic link; refusing to follow it"):
+        PidFile(str(path)).acquire()
+    with pytest.raises(LaunchError, match="symbolic link"):
+        probe(str(path))
+    dangling = tmp_path / "dangling.pid"
+    dangling.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(LaunchError, match="symbolic link"):
+        PidFile(str(dangling)).acquire()
+    assert target.read_text() == "precious\n"
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_hard_link_is_refused(tmp_path, path):
+    other = tmp_path / "other"
+    other.write_text("precious\n")
+    os.link(other, path)
+    with pytest.raises(LaunchError, match="other hard links"):
+        PidFile(str(path)).acquire()
+    assert other.read_text() == "precious\n"
+
+
+def test_a_missing_directory(tmp_path):
+    missing = tmp_path / "nope" / "twistd.pid"
+    with pytest.raises(LaunchError, match="directory does not exist"):
+        PidFile(str(missing)).acquire()
+    assert probe(str(missing)).exists is False
+
+
+def test_not_a_regular_file(tmp_path, path):
+    path.mkdir()
+    with pytest.raises(LaunchError):
+        PidFile(str(path)).acquire()
+    fifo = tmp_path / "fifo.pid"
+    os.mkfifo(fifo)
+    with pytest.raises(LaunchError, match="not a regular file"):
+        PidFile(str(fifo)).acquire()
+
+
+def test_release_empties_the_file_when_it_cannot_unlink(path, monkeypatch):
+    """After dropping privileges the daemon may not remove its pidfile: it leaves it empty and unlocked."""
+    held = locked(path)
+    held.write(4242)
+
+    def refused(name, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "unlink", refused)
+    held.release()
+    monkeypatch.undo()
+    assert path.exists() and path.read_text() == ""
+    found = probe(str(path))
+    assert found.exists and not found.running and found.pid is None
+    again = locked(path)  # the next start proceeds, with nothing stale to report
+    assert again.stale is None
+    again.release()
+
+
+def test_release_leaves_a_file_that_is_no_longer_ours(path):
+    held = locked(path)
+    held.write(1)
+    path.unlink()
+    path.write_text("someone else\n")
+    held.release()
+    assert path.read_text() == "someone else\n"
+
+
+def test_acquire_retries_when_the_file_is_replaced_under_it(path, monkeypatch):
+    """A racing holder removed the file between our open and our lock: we must lock the new file."""
+    path.write_text("")
+    real_try_lock = pidfile_module._try_lock
+    calls = []
+
+    def try_lock(fd):
+        if not calls:
+            path.unlink()  # the previous holder exits and removes its pidfile
+            path.write_text("")
+        calls.append(fd)
+        return real_try_lock(fd)
+
+    monkeypatch.setattr(pidfile_module, "_try_lock", try_lock)
+    held = locked(path)
+    assert len(calls) == 2
+    assert os.fstat(held.fd).st_ino == path.stat().st_ino
+    held.release()
+    assert not path.exists()
+
+
+def test_release_twice_and_close_are_harmless(path):
+    held = locked(path)
+    held.release()
+    held.release()
+    held.close()
