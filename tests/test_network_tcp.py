@@ -595,3 +595,39 @@ def test_stream_server_endpoint_service():
     run(main())
     with pytest.raises(TypeError):
         internet.StreamServerEndpointService(object(), echo_factory())
+
+
+@loop_param()
+def test_endpoints_connect_plain_asyncio_protocols_and_cancel(loop):
+    from twistdlite import endpoints
+
+    class Client(asyncio.Protocol):
+        def __init__(self):
+            self.received = b""
+
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.write(b"native")
+
+        def data_received(self, data):
+            self.received += data
+
+    async def main():
+        port = reactor.listenTCP(0, Native, interface="127.0.0.1")
+        endpoint = endpoints.TCP4ClientEndpoint("127.0.0.1", port.getHost().port)
+        proto = await endpoint.connect(Client)
+        assert isinstance(proto, Client)
+        await until(lambda: proto.received == b"evitan")
+        proto.transport.close()
+
+        # cancelling the awaitable abandons the attempt: no connection is made
+        await until(lambda: not port.connections)
+        attempt = endpoint.connect(Client)
+        attempt.cancel()
+        for _ in range(20):
+            await asyncio.sleep(0.002)
+        assert attempt.cancelled() and not port.connections
+        await port.stopListening()
+        await port.loseAllConnections()
+
+    run(main(), loop)
