@@ -433,8 +433,11 @@ def test_connect_tcp_reports_to_the_client_factory(loop):
         assert type(connector) is TCPConnector and connector.state == "connecting"
         assert connector.getDestination().port == number
         await until(lambda: connector.state == "connected")
+        assert connector.getHost().host == "127.0.0.1" and connector.getHost().port not in (0, number)
         connector.disconnect()
         reason = await factory.done
+        with pytest.raises(RuntimeError):
+            connector.getHost()
         assert reason.check(ConnectionDone)
         assert factory.events == ["started", ("build", number), ("lost", ConnectionDone)]
         assert connector.state == "disconnected"

@@ -94,6 +94,15 @@ class Connector:
         """The address this connector connects to."""
         raise NotImplementedError
 
+    def getHost(self) -> Any:
+        """This end's address while connected (``RuntimeError`` otherwise)."""
+        adapter = self._adapter
+        if self.state != "connected" or adapter is None:
+            raise RuntimeError(f"{self!r} is not connected")
+        from twistdlite.address import from_sockaddr
+
+        return from_sockaddr(self.kind, adapter.transport.get_extra_info("sockname"))
+
     # -- the attempt ----------------------------------------------------------------
     async def _open(self, protocol_factory: Any) -> Any:
         """Open the connection with asyncio; returns (transport, protocol)."""
