@@ -227,7 +227,8 @@ class MultiService(Service):
             try:
                 result = child.startService()
             except BaseException:
-                return self._unwind(children[:index], sync=True)
+                self._unwind(children[:index])
+                raise
             if _isawaitable(result):
                 return self._start_rest(children, index, result)
         return None
@@ -239,31 +240,26 @@ class MultiService(Service):
             for started in range(index + 1, len(children)):
                 await maybe_await(children[started].startService())
         except BaseException:
-            await self._unwind(children[:started], sync=False)
+            await self._unwind_async(children[:started])
+            raise
 
-    def _unwind(self, started: list, sync: bool) -> Any:
-        """Stop ``started`` in reverse order after a failed start, then re-raise."""
-        import sys
-
-        error = sys.exc_info()[1]
+    def _unwind(self, started: list) -> None:
+        """After a failed start: stop ``started`` again in reverse order (their stops not awaited)."""
         self.running = False
-        if sync:
-            for child in reversed(started):
-                try:
-                    _schedule(child.stopService())
-                except Exception:
-                    _log_stop_error(child)
-            raise error
+        for child in reversed(started):
+            try:
+                _schedule(child.stopService())
+            except Exception:
+                _log_stop_error(child)
 
-        async def unwind_async() -> None:
-            for child in reversed(started):
-                try:
-                    await maybe_await(child.stopService())
-                except Exception:
-                    _log_stop_error(child)
-            raise error
-
-        return unwind_async()
+    async def _unwind_async(self, started: list) -> None:
+        """After a failed start: stop ``started`` again in reverse order, awaiting each stop."""
+        self.running = False
+        for child in reversed(started):
+            try:
+                await maybe_await(child.stopService())
+            except Exception:
+                _log_stop_error(child)
 
     def stopService(self) -> Optional[Awaitable[Any]]:
         """Stop the children in reverse order, awaiting any that returns an awaitable.
