@@ -150,3 +150,20 @@ def test_multicast_server_joins_a_group_on_loopback(loop):
         await service.stopService()
 
     run(main(), loop)
+
+
+class BadStart(protocol.DatagramProtocol):
+    def startProtocol(self):
+        raise MulticastJoinError(19, "cannot join multicast group 228.0.0.5 on 127.0.0.1: No such device")
+
+
+@loop_param()
+def test_a_failing_start_protocol_fails_the_start_and_closes_the_socket(loop):
+    async def main():
+        service = internet.MulticastServer(0, BadStart())
+        service.privilegedStartService()
+        with pytest.raises(MulticastJoinError):
+            await service.startService()
+        assert service._port.socket is None and service._port.transport is None
+
+    run(main(), loop)

@@ -133,6 +133,7 @@ class DatagramAdapter(asyncio.DatagramProtocol):
         self.proto = port.protocol
         self.max_size = port.maxPacketSize
         self.transport: Any = None
+        self.start_error: Optional[BaseException] = None
         self._dropped = 0
         self._last_drop_log = -OVERSIZE_LOG_INTERVAL
         if port.connected:
@@ -142,8 +143,8 @@ class DatagramAdapter(asyncio.DatagramProtocol):
         self.transport = transport
         try:
             self.proto.makeConnection(DatagramTransport(transport, self.port))  # type: ignore[arg-type]
-        except Exception:
-            log.exception("Unhandled error in %s.startProtocol", type(self.proto).__name__)
+        except Exception as exc:
+            self.start_error = exc  # DatagramPort.start raises it: the start fails, as in Twisted
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if len(data) > self.max_size:
@@ -228,8 +229,12 @@ class DatagramPort:
             return
         loop = asyncio.get_running_loop()
         self._lost = loop.create_future()
-        transport, _ = await loop.create_datagram_endpoint(lambda: DatagramAdapter(self), sock=self.socket)
+        transport, adapter = await loop.create_datagram_endpoint(lambda: DatagramAdapter(self), sock=self.socket)
         self.transport = transport
+        if adapter.start_error is not None:
+            error = adapter.start_error
+            await self.stopListening()
+            raise error
         if self._stopped:
             transport.close()
             return
