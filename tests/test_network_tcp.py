@@ -111,7 +111,8 @@ def test_privileged_port_as_nobody_fails_with_one_line_and_exit_1(tmp_path):
         pytest.skip("this kernel lets anyone bind port 80")
     helpers = pytest.importorskip("daemon_helpers")  # the daemon tests' "run as nobody" helpers
     NOBODY, _user_kwargs, nobody_dir = helpers.NOBODY, helpers._user_kwargs, helpers.nobody_dir
-    test_env, unprivileged_python = helpers.test_env, helpers.unprivileged_python
+    unprivileged_python = helpers.unprivileged_python
+    launch_env = getattr(helpers, "launch_env", None) or getattr(helpers, "test_env")
 
     python, why = unprivileged_python()
     if python is None:
@@ -125,7 +126,7 @@ def test_privileged_port_as_nobody_fails_with_one_line_and_exit_1(tmp_path):
                        ".setServiceParent(application)\n")
         os.chmod(tac, 0o644)
         done = subprocess.run([python, "-m", "twistdlite", "-noy", str(tac), "--pidfile", ""], cwd=work,
-                              env=test_env(python), capture_output=True, text=True, timeout=60,
+                              env=launch_env(python), capture_output=True, text=True, timeout=60,
                               stdin=subprocess.DEVNULL, **_user_kwargs(NOBODY))
     finally:
         import shutil

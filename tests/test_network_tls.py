@@ -186,7 +186,8 @@ def test_an_unreadable_key_is_clear(tmp_path, tls):
         os.chmod(work / "server.crt", 0o644)
         code = ("from twistdlite.ssl import DefaultOpenSSLContextFactory as F\n"
                 "try:\n    F('server.key', 'server.crt')\nexcept Exception as e:\n    print(e)\n")
-        done = subprocess.run([python, "-c", code], cwd=work, env=helpers.test_env(python),
+        launch_env = getattr(helpers, "launch_env", None) or getattr(helpers, "test_env")
+        done = subprocess.run([python, "-c", code], cwd=work, env=launch_env(python),
                               capture_output=True, text=True, timeout=60, **helpers._user_kwargs(helpers.NOBODY))
     finally:
         import shutil
