@@ -70,7 +70,7 @@ def open_fds(pid: int) -> dict:
     return found
 
 
-def test_env(python: Optional[str] = None, **extra: str) -> dict:
+def launch_env(python: Optional[str] = None, **extra: str) -> dict:
     """The environment of a launched twistdlite: this checkout first on the path, unbuffered."""
     env = dict(os.environ)
     paths = [str(ROOT)]
@@ -95,7 +95,7 @@ def launch(args: Iterable[str], cwd: Path, services: str = "record:a,listener:0"
            timeout: float = DEADLINE, **env: str) -> subprocess.CompletedProcess:
     """Run ``twistdlite [-y daemon_app.tac] ARGS`` to completion (with a deadline)."""
     argv = [python or sys.executable, "-m", "twistdlite", *(["-y", str(APP)] if tac else []), *args]
-    return subprocess.run(argv, cwd=cwd, env=test_env(python, DAEMON_SERVICES=services, **env),
+    return subprocess.run(argv, cwd=cwd, env=launch_env(python, DAEMON_SERVICES=services, **env),
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           **_user_kwargs(user))
 
@@ -105,7 +105,7 @@ def popen(args: Iterable[str], cwd: Path, services: str = "record:a,listener:0",
           stdout=subprocess.PIPE, **env: str) -> subprocess.Popen:
     """Start ``twistdlite [-y daemon_app.tac] ARGS`` in the background (stderr merged into stdout)."""
     argv = [python or sys.executable, "-m", "twistdlite", *(["-y", str(APP)] if tac else []), *args]
-    return subprocess.Popen(argv, cwd=cwd, env=test_env(python, DAEMON_SERVICES=services, **env),
+    return subprocess.Popen(argv, cwd=cwd, env=launch_env(python, DAEMON_SERVICES=services, **env),
                             stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             **_user_kwargs(user))
 
@@ -173,7 +173,7 @@ def unprivileged_python() -> tuple[Optional[str], str]:
         return None, "there is no 'nobody' user"
     if not IS_ROOT:
         return None, "only root can run a process as nobody"
-    ok, why = _as_user_ok(sys.executable, NOBODY, test_env())
+    ok, why = _as_user_ok(sys.executable, NOBODY, launch_env())
     if ok:
         return sys.executable, ""
     system = "/usr/bin/python3"
@@ -191,7 +191,7 @@ def unprivileged_python() -> tuple[Optional[str], str]:
     for path in site.rglob("*"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     _SITES[system] = site
-    ok, why2 = _as_user_ok(system, NOBODY, test_env(system))
+    ok, why2 = _as_user_ok(system, NOBODY, launch_env(system))
     if ok:
         return system, ""
     return None, (f"no interpreter nobody can run: {sys.executable} ({why}); {system} with copied "

@@ -89,9 +89,9 @@ def _open(path: str, flags: int) -> int:
     return fd
 
 
-def _wait_for_pid(fd: int, timeout: float = PID_WAIT) -> Optional[int]:
+def _wait_for_pid(fd: int, timeout: Optional[float] = None) -> Optional[int]:
     """The PID in the file, waiting a little for a daemon that locked it but has not written it yet."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + (PID_WAIT if timeout is None else timeout)
     while True:
         pid = _read_pid(fd)
         if pid is not None or time.monotonic() >= deadline:
@@ -170,6 +170,28 @@ class PidFile:
         fd, self.fd = self.fd, None
         if fd is not None:
             os.close(fd)
+
+    def discard_stale(self, pid: Optional[int], timeout: float = 1.0) -> None:
+        """Remove the pidfile a daemon that died (``pid``) left behind, unless someone holds it now.
+
+        The dying process may still be closing its descriptors, so a held lock
+        is retried for up to ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.acquire()
+                break
+            except AlreadyRunning:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(0.01)
+            except LaunchError:
+                return
+        if self.stale is None or self.stale == str(pid):
+            self.release()
+        else:
+            self.close()
 
     def release(self) -> None:
         """Remove the pidfile (or, when we may not, empty it) and drop the lock."""

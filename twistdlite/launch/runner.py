@@ -57,7 +57,12 @@ def run(options: Options) -> int:
             if isinstance(side, daemon.Launcher):
                 if pidfile is not None:
                     pidfile.close()  # the daemon holds the lock now
-                side.wait()
+                try:
+                    side.wait()
+                except LaunchError:
+                    if pidfile is not None:
+                        pidfile.discard_stale(side.pid)  # a daemon that died cannot remove it
+                    raise
                 return 0
             readiness = side
         signals.catch_early()
@@ -233,13 +238,13 @@ class Serving:
             self._on_signal(signum)
 
     def _rotate(self) -> None:
-        log.info("Received SIGUSR1, rotating the log.")
+        log.info("Received SIGUSR1, rotating the log.")  # the last line of the old file
         rotate = getattr(self.logs, "rotate", None) or self.logs.reopen
         rotate()
 
     def _reopen(self) -> None:
-        log.info("Received SIGHUP, reopening the log.")
         self.logs.reopen()
+        log.info("Received SIGHUP, reopened the log.")  # never fatal: a daemon has no terminal to lose
 
     def _dump_stacks(self) -> None:
         from twistdlite.launch import stacks
