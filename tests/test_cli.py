@@ -150,6 +150,16 @@ def test_help_lists_every_option():
     assert "stop" in result.output and "status" in result.output
 
 
+def test_the_console_script_and_python_m_are_the_same_command():
+    script = Path(sys.executable).with_name("twistdlite")
+    if not script.exists():
+        pytest.skip(f"no console script beside {sys.executable} (package not installed in this environment)")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout) == (0, f"twistdlite {twistdlite.__version__}\n")
+    bad = subprocess.run([str(script), "--bogus"], capture_output=True, text=True, timeout=30)
+    assert (bad.returncode, bad.stderr) == (2, "twistdlite: error: No such option '--bogus'.\n")
+
+
 def test_help_imports_nothing_heavy():
     script = ("import sys\nfrom twistdlite.launch.cli import run_cli\ncode = run_cli(['--help'])\n"
               "heavy = sorted(m for m in ('asyncio', 'daemon', 'lockfile', 'uvloop', 'pdb', 'cProfile', 'pickle')"
@@ -182,7 +192,9 @@ def test_y_and_f_together(capsys):
     (["-y"], "Option '-y' requires an argument."),
     (["--nodaemon=yes"], "Option '--nodaemon' does not take a value."),
     (["-s", "app.tas"], "-s/--source: Twisted's AOT (.tas) files are not supported"),
-    (["app.tac"], "No such command 'app.tac'"),
+    (["app.tac"], "No such command 'app.tac'; to run an application file, use -y app.tac"),
+    (["-n", "saved.tap"], "No such command 'saved.tap'; to run an application file, use -f saved.tap"),
+    (["frobnicate"], "No such command 'frobnicate'."),
 ])
 def test_malformed_values_are_usage_errors(capsys, args, fragment):
     assert fragment in usage_error(capsys, *args)

@@ -69,6 +69,14 @@ class TwistdliteGroup(click.Group):
         except (ImportError, AttributeError):
             return None
 
+    def resolve_command(self, ctx: click.Context, args: list) -> Any:
+        """Resolve the subcommand; an application file given without -y/-f gets a hint."""
+        name = args[0] if args else ""
+        if name.endswith((".tac", ".tap", ".py")) and self.get_command(ctx, name) is None:
+            flag = "-f" if name.endswith(".tap") else "-y"
+            raise click.UsageError(f"No such command '{name}'; to run an application file, use {flag} {name}")
+        return super().resolve_command(ctx, args)
+
 
 @click.group(
     cls=TwistdliteGroup,

@@ -15,7 +15,7 @@ DEFAULT_MAX_ROTATED = 10
 
 @dataclass(frozen=True)
 class Options:
-    """Everything a run needs to know, validated. Build with :meth:`Options.make` or the CLI."""
+    """Everything a run needs to know, validated. The CLI builds it (``cli.make_options``); tests may too."""
 
     # Where the application comes from: exactly one of these.
     python: Optional[str] = None          # -y FILE.tac
