@@ -72,12 +72,21 @@ def test_every_twistd_option_parses_in_its_long_form(tmp_path):
 
 
 def test_every_short_option_parses():
-    options = parse("-n", "-o", "-y", "a.tac", "-l", "-", "-d", "/", "-u", "0", "-g", "0", "-e",
+    options = parse("-n", "-o", "-y", "a.tac", "-l", "-", "-d", "/", "-u", "0", "-g", "0", "--euid",
                     "-r", "asyncio", "-p", "p.out", "-b")
     assert options.nodaemon and options.no_save and options.python == "a.tac" and options.logfile == "-"
     assert (options.rundir, options.uid, options.gid, options.euid, options.reactor) == ("/", 0, 0, True, "asyncio")
     assert options.profile == "p.out" and options.debug
     assert parse("-f", "a.tap").file == "a.tap"
+
+
+def test_short_flags_mean_what_they_mean_to_twistd():
+    """-e is twistd's --encrypted (refused), not --euid, which has no short form in twistd."""
+    short = {opt: param.name for param in cli.cli.params for opt in param.opts if len(opt) == 2}
+    assert {key: short[key] for key in "-n -o -y -f -s -l -d -u -g -e -r -p -b".split()} == {
+        "-n": "nodaemon", "-o": "no_save", "-y": "python", "-f": "file", "-s": "source", "-l": "logfile",
+        "-d": "rundir", "-u": "uid", "-g": "gid", "-e": "encrypted", "-r": "reactor", "-p": "profile",
+        "-b": "debug"}
 
 
 def test_combined_short_flags():
@@ -192,6 +201,8 @@ def test_y_and_f_together(capsys):
     (["-y"], "Option '-y' requires an argument."),
     (["--nodaemon=yes"], "Option '--nodaemon' does not take a value."),
     (["-s", "app.tas"], "-s/--source: Twisted's AOT (.tas) files are not supported"),
+    (["-e", "-f", "app.tap"], "-e/--encrypted: Twisted's encrypted .tap files are not supported"),
+    (["--encrypted"], "-e/--encrypted: Twisted's encrypted .tap files are not supported"),
     (["app.tac"], "No such command 'app.tac'; to run an application file, use -y app.tac"),
     (["-n", "saved.tap"], "No such command 'saved.tap'; to run an application file, use -f saved.tap"),
     (["frobnicate"], "No such command 'frobnicate'."),

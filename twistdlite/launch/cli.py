@@ -91,6 +91,8 @@ class TwistdliteGroup(click.Group):
 @click.option("-f", "--file", "file", metavar="FILE",
               help="Read the application from a pickled .tap file [default: twistd.tap].")
 @click.option("-s", "--source", metavar="FILE", help="Twisted's AOT (.tas) source files: not supported.")
+@click.option("-e", "--encrypted", is_flag=True,
+              help="Twisted's encrypted .tap files: not supported (see --tap-key for signed ones).")
 @click.option("-l", "--logfile", metavar="FILE",
               help="Log to FILE ('-' for stdout) [default: twistd.log in the run directory; stdout with -n].")
 @click.option("--pidfile", default=DEFAULT_PIDFILE, show_default=True, metavar="FILE",
@@ -100,7 +102,7 @@ class TwistdliteGroup(click.Group):
 @click.option("--chroot", metavar="DIR", help="chroot to DIR before running (root only).")
 @click.option("-u", "--uid", metavar="USER", help="Run as this user (name or number) after binding.")
 @click.option("-g", "--gid", metavar="GROUP", help="Run as this group (name or number) after binding.")
-@click.option("-e", "--euid", is_flag=True, help="Set only the effective user id, not the real one.")
+@click.option("--euid", is_flag=True, help="Set only the effective user id, not the real one.")
 @click.option("--umask", metavar="MASK", callback=_umask,
               help="The octal umask [default: 0077 when daemonizing, unchanged with -n].")
 @click.option("-r", "--reactor", default="asyncio", show_default=True, metavar="NAME",
@@ -151,6 +153,9 @@ def make_options(params: dict, pidfile_source: Any = None) -> Options:
     if params["source"]:
         raise UsageError("-s/--source: Twisted's AOT (.tas) files are not supported; "
                          "use -y with a .tac or -f with a .tap")
+    if params["encrypted"]:
+        raise UsageError("-e/--encrypted: Twisted's encrypted .tap files are not supported; "
+                         "--tap-key signs and checks .tap files instead")
     if params["python"] and params["file"]:
         raise UsageError("-y/--python and -f/--file cannot be used together")
     from twistdlite.launch.privileges import parse_gid, parse_uid

@@ -31,7 +31,7 @@ class Options:
     pidfile: str = DEFAULT_PIDFILE        # "" = no pidfile
     uid: Optional[int] = None
     gid: Optional[int] = None
-    euid: bool = False                    # -e: set only the effective uid
+    euid: bool = False                    # --euid: set only the effective uid
     reactor: str = "asyncio"
     start_timeout: float = 60.0
     shutdown_timeout: float = 30.0
