@@ -125,19 +125,13 @@ def test_an_empty_pidfile_means_none():
 
 
 def test_uid_and_gid_take_names_or_numbers():
-    options = parse("-u", "nobody", "-g", "nogroup" if _group_exists("nogroup") else "0")
-    assert options.uid == 65534 or options.uid == __import__("pwd").getpwnam("nobody").pw_uid
-    assert parse("-u", "1234").uid == 1234 and parse("-g", "4321").gid == 4321
-
-
-def _group_exists(name: str) -> bool:
     import grp
+    import pwd
 
-    try:
-        grp.getgrnam(name)
-        return True
-    except KeyError:
-        return False
+    root_group = grp.getgrgid(0).gr_name
+    options = parse("-u", "nobody", "-g", root_group)
+    assert (options.uid, options.gid) == (pwd.getpwnam("nobody").pw_uid, 0)
+    assert parse("-u", "1234").uid == 1234 and parse("-g", "4321").gid == 4321
 
 
 # -- information ----------------------------------------------------------------------------------------
