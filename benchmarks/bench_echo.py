@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import os
 import select
+import statistics
 import subprocess
 import sys
 import time
+from typing import Optional
 
 from harness import (BENCH_DIR, BenchError, Context, Table, bench_env, log_line, nofile_limits, rss_kib,
                      runs_for, scaled, spawn, terminate)
@@ -35,10 +37,10 @@ FLAT_SLACK_KIB = 0.5  # RSS moves in pages and allocator arenas: small counts ne
 
 def run(ctx: Context) -> list[Table]:
     """Both measurements as tables."""
-    return [throughput(ctx), idle(ctx)]
+    return [*throughput(ctx), idle(ctx)]
 
 
-def throughput(ctx: Context) -> Table:
+def throughput(ctx: Context) -> list[Table]:
     """Requests per second of each server under the closed-loop load."""
     specs = echo_servers("line", ctx.twistd)
     runs = runs_for(3, ctx.scale)
@@ -47,16 +49,16 @@ def throughput(ctx: Context) -> Table:
     server_cpu, client_cpu = two_cpus()
     results = {spec.key: [] for spec in specs}
     usage = {spec.key: [] for spec in specs}
+    per_request = {spec.key: [] for spec in specs}
     for round_no in range(runs):
         for spec in specs:
             if spec.missing:
                 continue
             with running(spec, ctx.scratch(f"echo-{spec.key}"), cpu=server_cpu) as server:
-                cpu_before, began = cpu_seconds(server.pid), time.monotonic()
-                result = load(server.port, duration, warmup, client_cpu, ctx)
-                server_cpu_share = (cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - began)
+                result = load(server.port, duration, warmup, client_cpu, server.pid)
             results[spec.key].append(result["rps"])
-            usage[spec.key].append((server_cpu_share, result["client_cpu"]))
+            usage[spec.key].append((result["server_cpu"], result["client_cpu"]))
+            per_request[spec.key].append(result["server_us_per_request"])
         log_line(f"echo throughput round {round_no + 1}/{runs} done")
 
     table = Table("echo", "6a. Echo throughput", "requests/s",
@@ -68,30 +70,31 @@ def throughput(ctx: Context) -> Table:
                   + ". Higher is better.", reference="twistd", digits=0)
     for spec in specs:
         table.add(spec.key, spec.label, results[spec.key], spec.missing)
-    shares = [f"{spec.label} {max(s for s, _ in usage[spec.key]):.0%} / {max(c for _, c in usage[spec.key]):.0%}"
-              for spec in specs if usage[spec.key]]
-    table.notes.append("CPU used (busiest run; server over the whole load-generator run including connection "
-                       "set-up, load generator over the measured window; 100% = one core): " + "; ".join(shares)
-                       + ". A server well below 100% while the load generator is near 100% is limited by the "
-                       "load generator, which flattens ratios towards 1.")
+    shares = [f"{spec.label} {statistics.median(s for s, _ in usage[spec.key]):.0%} / "
+              f"{statistics.median(c for _, c in usage[spec.key]):.0%}" for spec in specs if usage[spec.key]]
+    table.notes.append("CPU busy during the measured window, server / load generator (medians; 100% = one "
+                       "core): " + "; ".join(shares) + ". A server below ~95% while the load generator is near "
+                       "100% is held back by the load generator (or by other work on the machine), which pulls "
+                       "ratios towards 1; the per-request CPU cost below does not depend on that.")
+    cost = Table("echo-cpu", "6b. Echo: server CPU per request", "µs",
+                 "Server CPU time (user + system, from /proc) during the measured window of the runs above, "
+                 "divided by the requests completed: the server's own cost per request, whatever held the "
+                 "throughput back. Lower is better.", reference="twistd", digits=2)
+    for spec in specs:
+        cost.add(spec.key, spec.label, per_request[spec.key], spec.missing)
+    tables = [table, cost]
     table.target("echo.uvloop.vs-twistd", "twistdlite-uvloop", ">=", 2.0, "twistd")
     table.target("echo.asyncio.vs-twistd", "twistdlite-asyncio", ">=", 1.0, "twistd")
     table.target("echo.asyncio.vs-bare", "twistdlite-asyncio", ">=", 0.85, "bare-asyncio")
     table.target("echo.uvloop.vs-bare", "twistdlite-uvloop", ">=", 0.85, "bare-uvloop")
-    return table
+    return tables
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds ``pid`` has used so far."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def load(port: int, duration: float, warmup: float, cpu, ctx: Context) -> dict:
-    """Run the load generator once against ``port``; its JSON result."""
+def load(port: int, duration: float, warmup: float, cpu: Optional[int], server_pid: int) -> dict:
+    """Run the load generator once against ``port`` (pinned to ``cpu``); its JSON result."""
     cmd = [sys.executable, str(LOADGEN), "echo", "--port", str(port), "--conns", str(CONNECTIONS),
-           "--size", str(LINE_SIZE), "--duration", str(duration), "--warmup", str(warmup)]
+           "--size", str(LINE_SIZE), "--duration", str(duration), "--warmup", str(warmup),
+           "--server-pid", str(server_pid)]
     preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     try:
         done = subprocess.run(cmd, env=bench_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -119,7 +122,7 @@ def idle(ctx: Context) -> Table:
                 f"is {hard:,} (raise it with `ulimit -Hn` as root to measure {wanted:,}).")
     specs = [spec for spec in echo_servers("line", ctx.twistd)]
     rows = []
-    table = Table("idle", f"6b. {held_target:,} idle connections", "KiB",
+    table = Table("idle", f"6c. {held_target:,} idle connections", "KiB",
                   f"{held_target:,} connections to each LineReceiver echo server, opened in two halves by a separate "
                   f"process, each checked with one echo and then left idle; RSS of the server before, at half and "
                   f"at full. The soft open-file limit of both processes is raised to the hard limit "

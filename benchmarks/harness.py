@@ -354,6 +354,40 @@ def machine() -> list[tuple[str, str]]:
     ]
 
 
+class Noise:
+    """How busy the machine was with other work while the suite ran (from /proc/stat and os.times)."""
+
+    def __init__(self) -> None:
+        self.load_start = os.getloadavg()[0]
+        self.busy_start, self.total_start = self._machine()
+        self.ours_start = self._ours()
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        tick = os.sysconf("SC_CLK_TCK")
+        return (sum(fields) - idle) / tick, sum(fields) / tick
+
+    @staticmethod
+    def _ours() -> float:
+        times = os.times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    def describe(self) -> str:
+        """One line: the load average at start and end, and the CPU other processes used meanwhile."""
+        busy, total = self._machine()
+        ours = self._ours() - self.ours_start
+        others = max(0.0, (busy - self.busy_start) - ours)
+        cores = os.cpu_count() or 1
+        wall = (total - self.total_start) / cores
+        share = others / (total - self.total_start) if total > self.total_start else 0.0
+        return (f"load average {self.load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; other "
+                f"processes used {others:.0f} CPU-seconds during the {wall:.0f} s run ({share:.0%} of the "
+                f"machine's {cores} cores){' — numbers are noisier than on an idle machine' if share > 0.05 else ''}")
+
+
 # -- statistics and result tables -------------------------------------------------------------------
 
 @dataclass

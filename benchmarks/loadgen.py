@@ -1,6 +1,7 @@
 """The load generator: a separate process that drives an echo server on 127.0.0.1.
 
     python benchmarks/loadgen.py echo --port P [--conns 50] [--size 64] [--duration 3] [--warmup 0.5]
+                                      [--server-pid PID]
     python benchmarks/loadgen.py idle --port P --conns N [--steps 2]
 
 ``echo`` is a closed loop: each connection sends one line of ``size`` bytes
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import socket
 import sys
@@ -79,9 +81,11 @@ async def run_echo(args) -> dict:
         client.start()
     await asyncio.wait_for(_until(lambda: state["count"] >= args.conns), 10)
     await asyncio.sleep(args.warmup)
+    server_start = cpu_seconds(args.server_pid)
     start_count, start, cpu_start = state["count"], time.perf_counter(), time.process_time()
     await asyncio.sleep(args.duration)
     end_count, end, cpu_end = state["count"], time.perf_counter(), time.process_time()
+    server_end = cpu_seconds(args.server_pid)
     state["running"] = False
     for client in clients:
         client.transport.close()
@@ -89,7 +93,19 @@ async def run_echo(args) -> dict:
     requests = end_count - start_count
     seconds = end - start
     return {"requests": requests, "seconds": seconds, "rps": requests / seconds, "conns": args.conns,
-            "size": args.size, "lost": state["lost"], "client_cpu": (cpu_end - cpu_start) / seconds}
+            "size": args.size, "lost": state["lost"], "client_cpu": (cpu_end - cpu_start) / seconds,
+            "server_cpu": (server_end - server_start) / seconds if args.server_pid else None,
+            "server_us_per_request": ((server_end - server_start) / requests * 1e6
+                                      if args.server_pid and requests else None)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used (0.0 when no PID is given)."""
+    if not pid:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _until(condition, step: float = 0.001) -> None:
@@ -157,6 +173,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--server-pid", type=int, default=0, help="measure this server's CPU time in the window")
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

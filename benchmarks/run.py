@@ -39,8 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (BENCH_DIR, ROOT, Context, Table, become_subreaper, cleanup, find_twistd,  # noqa: E402
-                     log_line, machine)
+from harness import (BENCH_DIR, ROOT, Context, Noise, Table, become_subreaper, cleanup,  # noqa: E402
+                     find_twistd, log_line, machine)
 
 GROUPS = ("lifecycle", "import", "echo", "logging", "tap")
 MODULES = {"lifecycle": "bench_lifecycle", "import": "bench_import", "echo": "bench_echo",
@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="twistdlite-bench-"))
     ctx = Context(args.scale, workdir, find_twistd())
+    noise = Noise()
     began = time.monotonic()
     sections: list = []
     errors: list = []
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
         leftovers += cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - began
-    report = render(sections, errors, leftovers, ctx, elapsed)
+    report = render(sections, errors, leftovers, ctx, elapsed, noise.describe())
     print(report)
     if args.output != "-":
         Path(args.output).write_text(report + "\n")
@@ -153,7 +154,7 @@ def _show(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed: float) -> str:
+def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed: float, noise: str = "") -> str:
     """The whole report as Markdown."""
     from findings import FINDINGS, NOTES
 
@@ -175,6 +176,7 @@ def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed:
         "| | |",
         "|---|---|",
         *[f"| {what} | {value} |" for what, value in machine()],
+        *([f"| other work during the run | {noise} |"] if noise else []),
         "",
         "## Targets",
         "",

@@ -79,13 +79,13 @@ def echo_servers(mode: str, twistd: Optional[str], loops: tuple = ("asyncio", "u
 
 @contextlib.contextmanager
 def running(spec: ServerSpec, workdir: Path, cpu: Optional[int] = None, raise_nofile: bool = False,
-            timeout: float = 30.0) -> Iterator[Running]:
+            timeout: float = 30.0, **env_extra: str) -> Iterator[Running]:
     """Start ``spec`` in ``workdir`` on a free port, wait until it echoes, yield it; always kill and reap it."""
     if spec.missing:
         raise BenchError(f"{spec.label}: {spec.missing}")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = bench_env(ECHO_PORT=str(port))
+    env = bench_env(ECHO_PORT=str(port), **env_extra)
     spawned = time.monotonic()
     proc = spawn(spec.cmd, cwd=workdir, log=workdir / "server.log", env=env, cpu=cpu, raise_nofile=raise_nofile)
     try:
