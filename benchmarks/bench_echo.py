@@ -43,28 +43,31 @@ def run(ctx: Context) -> list[Table]:
 def throughput(ctx: Context) -> list[Table]:
     """Requests per second of each server under the closed-loop load."""
     specs = echo_servers("line", ctx.twistd)
-    runs = runs_for(3, ctx.scale)
-    duration = scaled(4.0, ctx.scale, 0.3)
-    warmup = scaled(0.5, ctx.scale, 0.1)
+    runs = runs_for(7, ctx.scale)
+    duration = scaled(1.5, ctx.scale, 0.3)
+    warmup = scaled(0.3, ctx.scale, 0.1)
+    first = 0 if runs == 1 else -1  # round -1 warms every server and the machine up and is not counted
     server_cpu, client_cpu = two_cpus()
     results = {spec.key: [] for spec in specs}
     usage = {spec.key: [] for spec in specs}
     per_request = {spec.key: [] for spec in specs}
-    for round_no in range(runs):
+    for round_no in range(first, runs):
         for spec in specs:
             if spec.missing:
                 continue
             with running(spec, ctx.scratch(f"echo-{spec.key}"), cpu=server_cpu) as server:
                 result = load(server.port, duration, warmup, client_cpu, server.pid)
+            if round_no < 0:
+                continue
             results[spec.key].append(result["rps"])
             usage[spec.key].append((result["server_cpu"], result["client_cpu"]))
             per_request[spec.key].append(result["server_us_per_request"])
-        log_line(f"echo throughput round {round_no + 1}/{runs} done")
+        log_line(f"echo throughput round {round_no + 1}/{runs} done" if round_no >= 0 else "echo warm-up round done")
 
     table = Table("echo", "6a. Echo throughput", "requests/s",
                   f"Closed loop: {CONNECTIONS} connections, each sending a {LINE_SIZE}-byte line (CRLF included) "
                   f"and waiting for its echo before the next; {duration:g} s measured after {warmup:g} s of "
-                  f"warm-up per run; the load generator is a separate process (`benchmarks/loadgen.py`, on uvloop "
+                  f"warm-up per run, after one uncounted warm-up round; the load generator is a separate process (`benchmarks/loadgen.py`, on uvloop "
                   f"when installed)" + (f"; server pinned to CPU {server_cpu}, load generator to CPU {client_cpu}"
                                         if server_cpu is not None else "; not pinned (fewer than 2 CPUs)")
                   + ". Higher is better.", reference="twistd", digits=0)

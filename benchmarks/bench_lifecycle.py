@@ -31,7 +31,7 @@ def run(ctx: Context) -> list[Table]:
 def startup_and_memory(ctx: Context) -> list[Table]:
     """Start-up to ready (ms) and idle RSS (MiB) of each echo server, in the foreground."""
     specs = echo_servers("raw", ctx.twistd)
-    runs = runs_for(7, ctx.scale)
+    runs = runs_for(11, ctx.scale)
     startup = {spec.key: [] for spec in specs}
     memory = {spec.key: [] for spec in specs}
     for round_no in range(runs + 1):  # round 0 warms the caches (.pyc files, page cache) and is not counted
@@ -112,7 +112,7 @@ def daemon_start_and_stop(ctx: Context) -> list[Table]:
     subjects.append(("twistd", "twistd -oy",
                      [ctx.twistd, "-oy", str(TAC_DIR / "twisted_echo.tac")] if ctx.twistd else [],
                      "" if ctx.twistd else "not installed"))
-    runs = runs_for(5, ctx.scale)
+    runs = runs_for(7, ctx.scale)
     returned = {key: [] for key, *_ in subjects}
     serving = {key: [] for key, *_ in subjects}
     stopped = {key: [] for key, *_ in subjects}

@@ -35,7 +35,7 @@ def run(ctx: Context) -> list[Table]:
          lambda log: [ctx.twistd, "-noy", str(TAC_DIR / "twisted_log_loop.tac"), "-l", str(log)],
          "" if ctx.twistd else "not installed"),
     ]
-    runs = runs_for(3, ctx.scale)
+    runs = runs_for(5, ctx.scale)
     rates = {key: [] for key, *_ in subjects}
     for round_no in range(runs):
         for key, _, command, missing in subjects:
