@@ -299,6 +299,20 @@ def twisted_version(twistd: Optional[str]) -> Optional[str]:
     return match.group(1) if match else out.strip() or None
 
 
+def twisted_extras(twistd: Optional[str]) -> str:
+    """Which optional TLS packages Twisted's interpreter has (they make twistd start heavier)."""
+    if twistd is None:
+        return ""
+    code = ("import importlib.util as u; print(' '.join(n for n in ('OpenSSL', 'service_identity', 'cryptography') "
+            "if u.find_spec(n)))")
+    try:
+        out = subprocess.run([twistd_python(twistd), "-c", code], capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"with {', '.join(out)} installed (Twisted's tls extra)" if out else "plain (no TLS extras installed)"
+
+
 def package_version(name: str) -> Optional[str]:
     """The installed version of distribution ``name`` in this interpreter's environment, or None."""
     try:
@@ -348,7 +362,7 @@ def machine() -> list[tuple[str, str]]:
         ("Python", f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"),
         ("twistdlite", twistdlite.__version__),
         ("uvloop", package_version("uvloop") or "not installed"),
-        ("Twisted", (f"{twisted_version(twistd)} ({twistd}, Python {twistd_python(twistd)})"
+        ("Twisted", (f"{twisted_version(twistd)}, {twisted_extras(twistd)} ({twistd}, Python {twistd_python(twistd)})"
                      if twistd else "not installed (set TWISTD=/path/to/twistd)")),
         ("open-file limit", "soft {}, hard {}".format(*nofile_limits())),
     ]
