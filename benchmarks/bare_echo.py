@@ -1,9 +1,11 @@
 """The floor: a hand-written asyncio echo server, no framework (used as the reference by the suite).
 
-    python benchmarks/bare_echo.py [--loop asyncio|uvloop] [--mode raw|line]
+    python benchmarks/bare_echo.py [--loop asyncio|uvloop] [--mode raw|line] [--udp]
 
 Listens on 127.0.0.1:$ECHO_PORT (0 picks a free port), prints
 ``bare echo starting on PORT``, and exits cleanly on SIGTERM or SIGINT.
+With ``--udp`` it also echoes datagrams on the same port number
+(``$ECHO_UDP_PORT`` overrides it), as examples/echo.tac does.
 ``raw`` echoes every chunk back (the shape of examples/echo.tac); ``line``
 splits on CRLF and writes each line back on its own (the shape of a
 LineReceiver echo), so both servers do the same work per request.
@@ -41,16 +43,33 @@ class LineEcho(asyncio.Protocol):
             write(line + b"\r\n")
 
 
-async def serve(mode):
+class UDPEcho(asyncio.DatagramProtocol):
+    """Send every datagram back to its sender."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data, addr)
+
+
+async def serve(mode, udp):
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     protocol = LineEcho if mode == "line" else RawEcho
     server = await loop.create_server(protocol, "127.0.0.1", int(os.environ.get("ECHO_PORT", "8007")), backlog=50)
-    print(f"bare echo starting on {server.sockets[0].getsockname()[1]}", flush=True)
+    port = server.sockets[0].getsockname()[1]
+    datagrams = None
+    if udp:
+        udp_port = int(os.environ.get("ECHO_UDP_PORT", str(port)))
+        datagrams, _ = await loop.create_datagram_endpoint(UDPEcho, local_addr=("127.0.0.1", udp_port))
+    print(f"bare echo starting on {port}", flush=True)
     await stop.wait()
     server.close()
+    if datagrams is not None:
+        datagrams.close()
 
 
 def main(argv):
@@ -63,7 +82,7 @@ def main(argv):
     else:
         loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(serve(mode))
+        loop.run_until_complete(serve(mode, "--udp" in argv))
     finally:
         loop.close()
 

@@ -127,7 +127,4 @@ NOTES = """
   re-raises SIGTERM on itself and dies at once. Proposed to the lead: end the daemon with `os._exit`
   once logging is flushed and closed (skipping interpreter teardown), or re-raise the signal as twistd
   does — either changes whether `atexit` handlers of the application run, so it is a design choice.
-- **`examples/echo.tac` as a daemon without `-o`** exits with status 1 at shutdown: its factory class
-  is defined in the `.tac`, so the default shutdown `.tap` cannot be pickled (the log says so). That is
-  why the daemon rows use `-o` on both sides.
 """

@@ -69,9 +69,10 @@ def echo_servers(mode: str, twistd: Optional[str], loops: tuple = ("asyncio", "u
                                 [*twistdlite_cmd(), "-noy", str(tac), *reactor], "twistdlite", loop, missing))
     for loop in loops:
         missing = "" if loop == "asyncio" or have_uvloop else "uvloop not installed"
+        udp = ["--udp"] if mode == "raw" else []  # like examples/echo.tac, which serves UDP echo too
         specs.append(ServerSpec(f"bare-{loop}", f"bare asyncio script ({loop})",
-                                [sys.executable, str(BENCH_DIR / "bare_echo.py"), "--mode", mode, "--loop", loop],
-                                "bare", loop, missing))
+                                [sys.executable, str(BENCH_DIR / "bare_echo.py"), "--mode", mode, "--loop", loop,
+                                 *udp], "bare", loop, missing))
     specs.append(ServerSpec("twistd", "twistd (Twisted, epoll)", [twistd, "-noy", str(twisted_tac)] if twistd else [],
                             "twistd", "epoll", "" if twistd else "not installed"))
     return specs
