@@ -271,7 +271,6 @@ def test_a_symlink_at_the_pidfile_path(tmp_path):
     (tmp_path / "twistd.pid").symlink_to(target)
     done = launch(["-o"], tmp_path)
     assert done.returncode == 1
-    assert done.stderr == (f"twistdlite: error: pidfile twistd.pid is a symbolic link; "
-                           f"refusing to follow it\n")
+    assert done.stderr == "twistdlite: error: pidfile twistd.pid is a symbolic link; refusing to follow it\n"
     assert target.read_text() == "keep me\n"
     assert sorted(os.listdir(tmp_path)) == ["precious", "twistd.pid"]

@@ -99,6 +99,22 @@ def _wait_for_pid(fd: int, timeout: Optional[float] = None) -> Optional[int]:
         time.sleep(0.02)
 
 
+def _unlink_as_real_user(path: str) -> None:
+    """Unlink ``path``; with only the effective uid dropped (``--euid``), as the real user."""
+    try:
+        os.unlink(path)
+        return
+    except PermissionError:
+        euid = os.geteuid()
+        if os.getuid() != 0 or euid == 0:
+            raise
+    os.seteuid(0)
+    try:
+        os.unlink(path)
+    finally:
+        os.seteuid(euid)
+
+
 @dataclass
 class PidStatus:
     """What a probe of a pidfile found."""
@@ -202,7 +218,7 @@ class PidFile:
             ours = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
             if ours:
                 try:
-                    os.unlink(self.path)
+                    _unlink_as_real_user(self.path)
                 except OSError:
                     os.ftruncate(fd, 0)  # e.g. privileges dropped: an empty, unlocked file is harmless
         except OSError:

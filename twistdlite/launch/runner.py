@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import twistdlite
 from twistdlite.launch import daemon, loader, logsetup, privileges, signals
-from twistdlite.launch.errors import LaunchError, StartError, StopTimeout
+from twistdlite.launch.errors import LaunchError, StartError
 from twistdlite.launch.options import Options
 from twistdlite.launch.pidfile import PidFile
 
@@ -207,11 +207,13 @@ class Serving:
         self.stopping: Optional[asyncio.Event] = None  # set by the first SIGTERM/SIGINT or reactor.stop()
         self.forced: Optional[asyncio.Event] = None    # set by a second one: stop at once
         self.stop_reason = "reactor.stop()"
+        self.stop_requested = False
         self.main: Optional[asyncio.Task] = None
         self.signals = 0
 
     def request_stop(self) -> None:
-        """Begin a graceful stop (``reactor.stop()``)."""
+        """Begin a graceful stop (``reactor.stop()``), remembered if :meth:`serve` has not begun yet."""
+        self.stop_requested = True
         if self.stopping is not None:
             self.stopping.set()
 
@@ -260,6 +262,8 @@ class Serving:
         self.main = asyncio.current_task()
         self.stopping = asyncio.Event()
         self.forced = asyncio.Event()
+        if self.stop_requested:
+            self.stopping.set()
         self._install_signals(loop)
         service = IService(self.application)
         before = asyncio.all_tasks()

@@ -1,0 +1,92 @@
+"""The readiness pipe (twistdlite/launch/daemon.py), in-process against small real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from support import is_gone
+from twistdlite.launch.daemon import Launcher, PipeReadiness, open_descriptors
+from twistdlite.launch.errors import StartError
+
+
+def fake_daemon(script: str, timeout: float = 10.0, logfile=None):
+    """A process that plays the daemon's side of the pipe (``w`` is its write end); returns the Launcher."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-c", f"import os, time\nw = {write_fd}\n{script}"],
+                            pass_fds=[write_fd])
+    os.close(write_fd)
+    return Launcher(read_fd, proc.pid, logfile, timeout), proc
+
+
+def test_ready():
+    launcher, proc = fake_daemon("os.write(w, b'PID 4242\\n'); time.sleep(0.1); os.write(w, b'READY\\n')")
+    launcher.wait()
+    assert launcher.pid == 4242
+    assert is_gone(proc.pid)
+
+
+def test_error_message_is_raised():
+    launcher, _ = fake_daemon("os.write(w, b'PID 1\\nERROR\\nstart failed: RuntimeError: boom')")
+    with pytest.raises(StartError, match="^start failed: RuntimeError: boom$"):
+        launcher.wait()
+
+
+def test_a_daemon_that_dies_without_a_word(tmp_path):
+    launcher, _ = fake_daemon("os._exit(3)", logfile="twistd.log")
+    with pytest.raises(StartError, match=f"^the daemon exited before it was ready; see {os.path.abspath('twistd.log')}$"):
+        launcher.wait()
+    launcher, _ = fake_daemon("os.write(w, b'PID 7\\n'); os._exit(3)")
+    with pytest.raises(StartError, match="^the daemon exited before it was ready$"):
+        launcher.wait()
+
+
+def test_a_silent_daemon_is_killed_at_the_deadline():
+    launcher, proc = fake_daemon("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                                 "os.write(w, b'PID %d\\n' % os.getpid())\ntime.sleep(60)", timeout=0.5)
+    began = time.monotonic()
+    with pytest.raises(StartError, match=f"^the daemon \\(PID {proc.pid}\\) did not report ready within 0.5 s "
+                                         "and was killed$"):
+        launcher.wait()
+    assert 0.5 <= time.monotonic() - began < 5
+    assert is_gone(proc.pid)
+
+
+def test_pipe_readiness_sends_the_first_failure_only_at_close():
+    read_fd, write_fd = os.pipe()
+    readiness = PipeReadiness(write_fd)
+    readiness.announce(99)
+    readiness.failed("first")
+    readiness.failed("second")
+    readiness.ready()  # after a failure, ready says nothing (and closes)
+    assert os.read(read_fd, 100) == b"PID 99\nERROR\nfirst"
+    assert os.read(read_fd, 100) == b""  # closed
+    os.close(read_fd)
+    readiness.close()  # twice is harmless
+
+
+def test_pipe_readiness_ready():
+    read_fd, write_fd = os.pipe()
+    readiness = PipeReadiness(write_fd)
+    readiness.ready()
+    readiness.failed("too late")  # after ready, nothing more can be said
+    readiness.close()
+    assert os.read(read_fd, 100) == b"READY\n"
+    os.close(read_fd)
+
+
+def test_pipe_readiness_survives_a_gone_launcher():
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    readiness = PipeReadiness(write_fd)
+    readiness.failed("nobody listens")
+    readiness.close()  # EPIPE is swallowed
+
+
+def test_open_descriptors_lists_ours(tmp_path):
+    with open(tmp_path / "f", "w") as handle:
+        assert open_descriptors()[handle.fileno()] == str(tmp_path / "f")
