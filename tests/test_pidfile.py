@@ -75,6 +75,17 @@ def test_an_unlocked_pidfile_is_stale_whatever_it_names(path, content):
     held.release()
 
 
+def test_a_loser_never_reports_the_stale_pid(path, monkeypatch):
+    """Between locking and writing its PID, the winner's file must not show the stale PID."""
+    monkeypatch.setattr(pidfile_module, "PID_WAIT", 0.05)
+    path.write_text("99999999\n")
+    held = locked(path)
+    assert held.stale == "99999999" and path.read_text() == ""
+    with pytest.raises(AlreadyRunning, match="PID not written yet"):
+        PidFile(str(path)).acquire()
+    held.release()
+
+
 def test_a_zombie_pid_is_stale(path):
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     wait_until(lambda: open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",

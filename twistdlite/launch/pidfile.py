@@ -37,7 +37,7 @@ _FLOCK = "hhqqi4x"
 _OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
 _OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
 #: How long a losing start waits for the winner to write its PID (for the message only).
-PID_WAIT = 1.0
+PID_WAIT = 3.0
 
 
 def _lock_request(kind: int) -> bytes:
@@ -168,6 +168,7 @@ class PidFile:
         old = os.pread(fd, 64, 0)
         if old.strip():
             self.stale = old.strip().decode("ascii", "replace")
+            os.ftruncate(fd, 0)  # a losing start must never report the stale PID as ours
         try:
             os.fchmod(fd, 0o644)  # anyone may read a PID; only the lock says it is alive
         except OSError:
