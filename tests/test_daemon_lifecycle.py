@@ -203,3 +203,34 @@ def test_chroot(tmp_path, daemons):
     assert stop.returncode == 0, stop.stderr
     assert is_gone(pid)
     assert not (jail / "run" / "twistd.pid").exists()
+
+
+def test_descriptors_a_tac_leaves_open_are_closed_and_named(tmp_path, daemons):
+    """Only the explicit list survives detaching; anything else the .tac opened is closed, and the log says so."""
+    tac = tmp_path / "leaky.tac"
+    tac.write_text(
+        "import asyncio, sys\n"
+        "from twistdlite import service\n"
+        "sys.kept_open = open(__file__)\n"
+        "early_loop = asyncio.new_event_loop()  # no loop may cross the fork: this one is closed under it\n"
+        "application = service.Application('leaky')\n")
+    done = launch(["-o", "-y", str(tac)], tmp_path, tac=False)
+    assert done.returncode == 0, done.stderr
+    pid = daemons.track(read_pid(tmp_path / "twistd.pid"))
+    line = next(line for line in (tmp_path / "twistd.log").read_text().splitlines()
+                if "Detaching closed descriptors" in line)
+    assert f"-> {tac}" in line and "anon_inode:[eventpoll]" in line
+    assert str(tac) not in open_fds(pid).values()
+    daemons.stop(pid)
+    assert not (tmp_path / "twistd.pid").exists()
+
+
+def test_daemon_on_uvloop(tmp_path, daemons):
+    pytest.importorskip("uvloop")
+    pid = started(tmp_path, daemons, ["-r", "uvloop"])
+    assert "reactor class: uvloop." in (tmp_path / "twistd.log").read_text()
+    os.kill(pid, signal.SIGUSR2)
+    wait_for_file_text(tmp_path / "twistd.log", r"Received SIGUSR2")
+    daemons.stop(pid)
+    assert not (tmp_path / "twistd.pid").exists()
+    assert "Server Shut Down." in (tmp_path / "twistd.log").read_text()
