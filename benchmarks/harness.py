@@ -402,6 +402,22 @@ class Noise:
                 f"machine's {cores} cores){' — numbers are noisier than on an idle machine' if share > 0.05 else ''}")
 
 
+def wait_for_quiet(max_wait: float, threshold: float = 0.15, window: float = 1.0) -> tuple[bool, float]:
+    """Wait (at most ``max_wait`` s) until other processes use under ``threshold`` of the machine for
+    ``window`` s; returns (quiet, seconds waited). This process is idle meanwhile, so any CPU use is others'."""
+    began = time.monotonic()
+    while True:
+        busy0, total0 = Noise._machine()
+        time.sleep(window)
+        busy1, total1 = Noise._machine()
+        share = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
+        waited = time.monotonic() - began
+        if share < threshold:
+            return True, waited
+        if waited + window > max_wait:
+            return False, waited
+
+
 # -- statistics and result tables -------------------------------------------------------------------
 
 @dataclass

@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (BENCH_DIR, ROOT, Context, Noise, Table, become_subreaper, cleanup,  # noqa: E402
-                     find_twistd, log_line, machine)
+                     find_twistd, log_line, machine, wait_for_quiet)
 
 GROUPS = ("lifecycle", "import", "echo", "logging", "tap")
 MODULES = {"lifecycle": "bench_lifecycle", "import": "bench_import", "echo": "bench_echo",
@@ -57,6 +57,9 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"),
                         help="where to write the Markdown report ('-' for nowhere; default BENCHMARKS.md)")
     parser.add_argument("--json", dest="json_path", help="also write the raw results as JSON here")
+    parser.add_argument("--wait-quiet", type=float, default=60.0, metavar="SECONDS",
+                        help="first wait up to this long for other processes to leave the CPUs alone "
+                             "(default 60; 0 to start at once)")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in only if name not in GROUPS]
@@ -67,6 +70,12 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="twistdlite-bench-"))
     ctx = Context(args.scale, workdir, find_twistd())
+    quiet = ""
+    if args.wait_quiet > 0:
+        log_line(f"waiting up to {args.wait_quiet:g} s for a quiet machine")
+        ok, waited = wait_for_quiet(args.wait_quiet)
+        quiet = (f"waited {waited:.0f} s for other processes to go quiet" if ok else
+                 f"other processes kept the machine busy for all of the {waited:.0f} s waited; started anyway")
     noise = Noise()
     began = time.monotonic()
     sections: list = []
@@ -87,7 +96,7 @@ def main(argv=None) -> int:
         leftovers += cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - began
-    report = render(sections, errors, leftovers, ctx, elapsed, noise.describe())
+    report = render(sections, errors, leftovers, ctx, elapsed, "; ".join(filter(None, [quiet, noise.describe()])))
     print(report)
     if args.output != "-":
         Path(args.output).write_text(report + "\n")
