@@ -274,3 +274,13 @@ def test_a_symlink_at_the_pidfile_path(tmp_path):
     assert done.stderr == "twistdlite: error: pidfile twistd.pid is a symbolic link; refusing to follow it\n"
     assert target.read_text() == "keep me\n"
     assert sorted(os.listdir(tmp_path)) == ["precious", "twistd.pid"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-u", "no-such-user-x"], "unknown user: no-such-user-x"),
+    (["-g", "no-such-group-x"], "unknown group: no-such-group-x"),
+])
+def test_unknown_user_or_group(tmp_path, args, message):
+    done = launch(["-o", *args], tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"twistdlite: error: {message}\n")
+    assert os.listdir(tmp_path) == []
