@@ -358,7 +358,8 @@ class Serving:
         if pending:
             await self._bounded(asyncio.ensure_future(asyncio.wait(pending)), "stopping the started services")
 
-    async def _stop(self, service: Any, quiet: bool = False) -> int:
+    async def _stop(self, service: Any) -> int:
+        """stopService (bounded; a second signal cuts it short), then save the .tap; the exit status."""
         from twistdlite.service import maybe_await
 
         code = 0
@@ -379,8 +380,6 @@ class Serving:
         if outcome == "forced":
             log.warning("Stopped at once: the services may not have finished stopping; no .tap saved.")
             log.info("Server Shut Down.")
-            return code
-        if quiet:
             return code
         if not self.options.no_save:
             from twistdlite.launch import persist
