@@ -76,7 +76,8 @@ def launch_env(python: Optional[str] = None, **extra: str) -> dict:
     paths = [str(ROOT)]
     if python in _SITES:
         paths.append(str(_SITES[python]))
-    env["PYTHONPATH"] = os.pathsep.join(paths)
+    paths.append(env.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("DAEMON_SERVICES", None)
     env.update(extra)
