@@ -37,7 +37,7 @@ _FLOCK = "hhqqi4x"
 _OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
 _OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
 #: How long a losing start waits for the winner to write its PID (for the message only).
-PID_WAIT = 3.0
+PID_WAIT = 5.0
 
 
 def _lock_request(kind: int) -> bytes:
