@@ -32,6 +32,7 @@ LOADGEN = BENCH_DIR / "loadgen.py"
 CONNECTIONS = 50
 LINE_SIZE = 64
 IDLE_CONNECTIONS = 10_000
+SATURATED = 0.9  # a closed-loop run where neither side reaches this share of a core was disturbed
 FLAT_SLACK_KIB = 0.5  # RSS moves in pages and allocator arenas: small counts need some slack
 
 
@@ -51,12 +52,17 @@ def throughput(ctx: Context) -> list[Table]:
     results = {spec.key: [] for spec in specs}
     usage = {spec.key: [] for spec in specs}
     per_request = {spec.key: [] for spec in specs}
+    retries, budget = 0, max(2, runs * len(specs) // 2)
     for round_no in range(first, runs):
         for spec in specs:
             if spec.missing:
                 continue
             with running(spec, ctx.scratch(f"echo-{spec.key}"), cpu=server_cpu) as server:
-                result = load(server.port, duration, warmup, client_cpu, server.pid)
+                while True:
+                    result = load(server.port, duration, warmup, client_cpu, server.pid)
+                    if round_no < 0 or saturated(result) or retries >= budget:
+                        break
+                    retries += 1  # neither side was busy: the machine took the CPU away; measure again
             if round_no < 0:
                 continue
             results[spec.key].append(result["rps"])
@@ -67,8 +73,8 @@ def throughput(ctx: Context) -> list[Table]:
     table = Table("echo", "6a. Echo throughput", "requests/s",
                   f"Closed loop: {CONNECTIONS} connections, each sending a {LINE_SIZE}-byte line (CRLF included) "
                   f"and waiting for its echo before the next; {duration:g} s measured after {warmup:g} s of "
-                  f"warm-up per run, after one uncounted warm-up round; the load generator is a separate process (`benchmarks/loadgen.py`, on uvloop "
-                  f"when installed)" + (f"; server pinned to CPU {server_cpu}, load generator to CPU {client_cpu}"
+                  f"warm-up per run, after one uncounted warm-up round; the load generator is a separate "
+                  f"process (`benchmarks/loadgen.py`, on uvloop when installed)" + (f"; server pinned to CPU {server_cpu}, load generator to CPU {client_cpu}"
                                         if server_cpu is not None else "; not pinned (fewer than 2 CPUs)")
                   + ". Higher is better.", reference="twistd", digits=0)
     for spec in specs:
@@ -79,6 +85,12 @@ def throughput(ctx: Context) -> list[Table]:
                        "core): " + "; ".join(shares) + ". A server below ~95% while the load generator is near "
                        "100% is held back by the load generator (or by other work on the machine), which pulls "
                        "ratios towards 1; the per-request CPU cost below does not depend on that.")
+    if retries:
+        table.notes.append(f"{retries} run(s) were measured again because neither the server nor the load "
+                           f"generator was at least {SATURATED:.0%} busy — with {CONNECTIONS} connections in a closed "
+                           f"loop one of them is, unless the machine takes the CPU away (other work, or the "
+                           f"hypervisor); at most {budget} repeats per suite"
+                           + (" (all used: later disturbed runs were kept)." if retries >= budget else "."))
     cost = Table("echo-cpu", "6b. Echo: server CPU per request", "µs",
                  "Server CPU time (user + system, from /proc) during the measured window of the runs above, "
                  "divided by the requests completed: the server's own cost per request, whatever held the "
@@ -91,6 +103,12 @@ def throughput(ctx: Context) -> list[Table]:
     table.target("echo.asyncio.vs-bare", "twistdlite-asyncio", ">=", 0.85, "bare-asyncio")
     table.target("echo.uvloop.vs-bare", "twistdlite-uvloop", ">=", 0.85, "bare-uvloop")
     return tables
+
+
+def saturated(result: dict) -> bool:
+    """True when the server or the load generator was busy enough for the run to show capacity."""
+    busy = [value for value in (result.get("server_cpu"), result.get("client_cpu")) if value is not None]
+    return not busy or max(busy) >= SATURATED
 
 
 def load(port: int, duration: float, warmup: float, cpu: Optional[int], server_pid: int) -> dict:

@@ -81,11 +81,11 @@ async def run_echo(args) -> dict:
         client.start()
     await asyncio.wait_for(_until(lambda: state["count"] >= args.conns), 10)
     await asyncio.sleep(args.warmup)
-    server_start = cpu_seconds(args.server_pid)
+    server_start, machine_start = cpu_seconds(args.server_pid), machine_cpu()
     start_count, start, cpu_start = state["count"], time.perf_counter(), time.process_time()
     await asyncio.sleep(args.duration)
     end_count, end, cpu_end = state["count"], time.perf_counter(), time.process_time()
-    server_end = cpu_seconds(args.server_pid)
+    server_end, machine_end = cpu_seconds(args.server_pid), machine_cpu()
     state["running"] = False
     for client in clients:
         client.transport.close()
@@ -96,7 +96,30 @@ async def run_echo(args) -> dict:
             "size": args.size, "lost": state["lost"], "client_cpu": (cpu_end - cpu_start) / seconds,
             "server_cpu": (server_end - server_start) / seconds if args.server_pid else None,
             "server_us_per_request": ((server_end - server_start) / requests * 1e6
-                                      if args.server_pid and requests else None)}
+                                      if args.server_pid and requests else None),
+            "others": others_share(machine_start, machine_end,
+                                   (server_end - server_start) + (cpu_end - cpu_start) if args.server_pid else None)}
+
+
+def machine_cpu() -> tuple:
+    """(CPU seconds busy in processes or stolen by the hypervisor, CPU seconds in all) from /proc/stat.
+
+    Interrupt and softirq time is left out of *busy*: on loopback it is mostly this benchmark's own
+    network processing, which the kernel does not always charge to the processes.
+    """
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system = fields[0], fields[1], fields[2]
+    steal = fields[7] if len(fields) > 7 else 0
+    return (user + nice + system + steal) / tick, sum(fields) / tick
+
+
+def others_share(start: tuple, end: tuple, ours) -> object:
+    """The share of the machine's CPU that other processes (or the hypervisor) took meanwhile."""
+    if ours is None or end[1] <= start[1]:
+        return None
+    return max(0.0, (end[0] - start[0]) - ours) / (end[1] - start[1])
 
 
 def cpu_seconds(pid: int) -> float:
