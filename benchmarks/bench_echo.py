@@ -54,6 +54,7 @@ def throughput(ctx: Context) -> list[Table]:
     per_request = {spec.key: [] for spec in specs}
     retries, budget = 0, max(2, runs * len(specs) // 2)
     for round_no in range(first, runs):
+        ctx.settle()
         for spec in specs:
             if spec.missing:
                 continue

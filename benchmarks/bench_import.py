@@ -42,6 +42,7 @@ def run(ctx: Context) -> list[Table]:
     runs = runs_for(9, ctx.scale)
     times = {key: [] for key, *_ in commands}
     for round_no in range(runs + 1):
+        ctx.settle()
         for key, _, cmd, missing in commands:
             if missing:
                 continue

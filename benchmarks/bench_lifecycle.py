@@ -35,6 +35,7 @@ def startup_and_memory(ctx: Context) -> list[Table]:
     startup = {spec.key: [] for spec in specs}
     memory = {spec.key: [] for spec in specs}
     for round_no in range(runs + 1):  # round 0 warms the caches (.pyc files, page cache) and is not counted
+        ctx.settle()
         for spec in specs:
             if spec.missing:
                 continue
@@ -119,6 +120,7 @@ def daemon_start_and_stop(ctx: Context) -> list[Table]:
     serving = {key: [] for key, *_ in subjects}
     stopped = {key: [] for key, *_ in subjects}
     for round_no in range(runs + 1):
+        ctx.settle()
         for key, label, cmd, missing in subjects:
             if missing:
                 continue

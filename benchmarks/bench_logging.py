@@ -38,6 +38,7 @@ def run(ctx: Context) -> list[Table]:
     runs = runs_for(5, ctx.scale)
     rates = {key: [] for key, *_ in subjects}
     for round_no in range(runs):
+        ctx.settle()
         for key, _, command, missing in subjects:
             if missing:
                 continue

@@ -607,6 +607,16 @@ class Context:
     scale: float
     workdir: Path
     twistd: Optional[str]
+    quiet_budget: float = 0.0  # seconds :meth:`settle` may still spend waiting, over the whole run
+    waited: float = 0.0
+
+    def settle(self, longest: float = 10.0) -> None:
+        """Before a round: wait (bounded by ``longest`` and what is left of the budget) for a quiet machine."""
+        allowed = min(longest, self.quiet_budget - self.waited)
+        if allowed <= 0:
+            return
+        _, waited = wait_for_quiet(allowed, threshold=0.10, window=0.3)
+        self.waited += waited
 
     def scratch(self, name: str) -> Path:
         """A fresh, empty directory under the run's scratch directory."""

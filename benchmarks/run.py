@@ -58,8 +58,8 @@ def main(argv=None) -> int:
                         help="where to write the Markdown report ('-' for nowhere; default BENCHMARKS.md)")
     parser.add_argument("--json", dest="json_path", help="also write the raw results as JSON here")
     parser.add_argument("--wait-quiet", type=float, default=60.0, metavar="SECONDS",
-                        help="first wait up to this long for other processes to leave the CPUs alone "
-                             "(default 60; 0 to start at once)")
+                        help="first wait up to this long for other processes to leave the CPUs alone, and up "
+                             "to twice that in all before rounds of measurements (default 60; 0: never wait)")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in only if name not in GROUPS]
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     become_subreaper()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="twistdlite-bench-"))
-    ctx = Context(args.scale, workdir, find_twistd())
+    ctx = Context(args.scale, workdir, find_twistd(), quiet_budget=2 * args.wait_quiet)
     quiet = ""
     if args.wait_quiet > 0:
         log_line(f"waiting up to {args.wait_quiet:g} s for a quiet machine")
@@ -96,7 +96,9 @@ def main(argv=None) -> int:
         leftovers += cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - began
-    report = render(sections, errors, leftovers, ctx, elapsed, "; ".join(filter(None, [quiet, noise.describe()])))
+    settled = f"waited {ctx.waited:.0f} s in all before rounds for quiet moments" if ctx.waited >= 1 else ""
+    report = render(sections, errors, leftovers, ctx, elapsed,
+                    "; ".join(filter(None, [quiet, settled, noise.describe()])))
     print(report)
     if args.output != "-":
         Path(args.output).write_text(report + "\n")
