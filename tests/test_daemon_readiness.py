@@ -10,6 +10,7 @@ import time
 import pytest
 
 from support import is_gone
+from twistdlite.launch import daemon as daemon_module
 from twistdlite.launch.daemon import Launcher, PipeReadiness, open_descriptors
 from twistdlite.launch.errors import StartError
 
@@ -23,11 +24,21 @@ def fake_daemon(script: str, timeout: float = 10.0, logfile=None):
     return Launcher(read_fd, proc.pid, logfile, timeout), proc
 
 
-def test_ready():
+def test_ready(monkeypatch):
+    monkeypatch.setattr(daemon_module, "LAUNCHER_DONE", False)
     launcher, proc = fake_daemon("os.write(w, b'PID 4242\\n'); time.sleep(0.1); os.write(w, b'READY\\n')")
     launcher.wait()
     assert launcher.pid == 4242
     assert is_gone(proc.pid)
+    assert daemon_module.LAUNCHER_DONE  # the CLI edge may now leave at once
+
+
+def test_not_ready_leaves_the_launcher_to_exit_normally(monkeypatch):
+    monkeypatch.setattr(daemon_module, "LAUNCHER_DONE", False)
+    launcher, _ = fake_daemon("os.write(w, b'PID 1\\nERROR\\nno')")
+    with pytest.raises(StartError):
+        launcher.wait()
+    assert not daemon_module.LAUNCHER_DONE
 
 
 def test_error_message_is_raised():

@@ -7,6 +7,7 @@ requests that fail exit 1. Every error is one line on stderr:
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Optional, Sequence
 
@@ -205,7 +206,18 @@ def report(message: str, detail: str = "") -> None:
 
 def main(argv: Optional[Sequence[str]] = None, prog_name: str = PROG) -> None:
     """The console script: run the CLI and exit with its status."""
-    sys.exit(run_cli(argv, prog_name))
+    code = run_cli(argv, prog_name)
+    daemon = sys.modules.get("twistdlite.launch.daemon")
+    if code == 0 and getattr(daemon, "LAUNCHER_DONE", False):
+        # The daemon is ready and owns everything: leave at once, as twistd's launcher does,
+        # rather than spend tens of milliseconds tearing the interpreter down.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(0)
+    sys.exit(code)
 
 
 def run_cli(argv: Optional[Sequence[str]] = None, prog_name: str = PROG) -> int:

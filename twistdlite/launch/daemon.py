@@ -29,6 +29,10 @@ _PID = b"PID "
 _READY = b"READY\n"
 _ERROR = b"ERROR\n"
 
+#: True in a launching command once its daemon has reported READY: nothing of this
+#: process remains to clean up (the daemon owns the pidfile and the application).
+LAUNCHER_DONE = False
+
 #: Seconds the launching command waits beyond the daemon's own start and stop
 #: deadlines before it declares the daemon wedged and kills it.
 GRACE = 10.0
@@ -115,6 +119,8 @@ class Launcher:
             os.close(self.fd)
             self._reap()
         if data == _READY:
+            global LAUNCHER_DONE
+            LAUNCHER_DONE = True
             return
         if data.startswith(_ERROR):
             raise StartError(data[len(_ERROR):].decode("utf-8", "replace") or "start failed")
