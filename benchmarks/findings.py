@@ -9,8 +9,8 @@ A miss with no entry is reported as "not analysed yet". The profiling was done o
 _STARTUP = (
     "**Reason** (`-X importtime` of both servers — the table's note lists the current top items — "
     "cProfile of `twistdlite -noy`, and interleaved timings of import-only commands): the bare script's "
-    "start-up is nearly all `import asyncio` (~78 of its ~85 ms here); twistdlite pays that plus its "
-    "launcher. Over `import asyncio, socket, signal` alone: click +15 ms (its `click.types` pulls in "
+    "start-up is nearly all the interpreter plus `import asyncio` (~70–80 ms here); twistdlite pays that "
+    "plus its launcher. Over `import asyncio, socket, signal` alone: click +15 ms (its `click.types` pulls in "
     "uuid → platform and datetime; argparse would be +3 ms), the launcher modules (runner, daemon, "
     "loader, logsetup, pidfile, options, privileges, signals) +9 ms; then at run time "
     "`twistdlite.launch.persist` is imported even under `-o` (by `loader.load_tac` → "
@@ -33,7 +33,7 @@ _STARTUP_VS_TWISTD = (
     "with plain Twisted (what the `bench` extra installs) twistd is ready in ~230 ms here, so 0.4× is "
     "~92 ms — within 1.17× of the bare asyncio script, below what even the fixes proposed there reach; "
     "with Twisted's `tls` extra installed (pyOpenSSL, service_identity, cryptography — as in "
-    "/work/venv-tw) twistd takes ~275 ms and twistdlite's ratio was 0.43× (2026-11-22). **Fix proposed**: "
+    "/work/venv-tw) twistd takes ~272 ms and twistdlite's ratio was 0.43× (2026-11-22). **Fix proposed**: "
     "the start-up fixes above (each ms counts 1:1 here); the remaining gap is for the lead to weigh "
     "against the target."
 )
@@ -56,17 +56,15 @@ _MEMORY = (
 )
 
 _DAEMON = (
-    "**Reason** (strace -f -tt of `twistdlite -y`, and this table's *serving* row, polled while the "
-    "command runs): the daemon serves well before the launching command returns — after reading READY "
-    "the launching process spends 30–50 ms finalizing the interpreter (module teardown, no system "
-    "calls) before it exits, while twistd's launching process leaves with `os._exit` at once. The rest is "
-    "the launcher's import weight (see the start-up entries). **Fix proposed** (runner.py/daemon.py belong "
-    "to another engineer, so not made here): once the launcher has read READY, flush stdout/stderr and "
-    "`os._exit(0)`, as twistd's parent does (nothing of the launching process remains to clean up: the "
-    "daemon owns the pidfile and the application). Tried on a scratch copy: `-oy` returned at 154 ms "
-    "instead of 182 ms (median of 8), i.e. when the daemon serves. Against plain Twisted (~237 ms here) "
-    "0.5× also needs the start-up fixes; against Twisted with its `tls` extra (~285 ms) the exit fix alone "
-    "gives ~0.47×."
+    "**Reason** (strace -f -tt of `twistdlite -y`, and this table's *serving* rows, polled while the "
+    "command runs): the launching process used to spend 30–50 ms finalizing the interpreter after the "
+    "daemon reported READY (no system calls between reading READY and `exit_group`), while twistd's "
+    "launching process leaves with `os._exit` at once. **Fix made** (by the launcher's engineer, commit "
+    "f3f3d60, on this finding): the launching command flushes stdout/stderr and leaves with `os._exit(0)` "
+    "once READY is read; the command now returns when the daemon serves (compare the *command returns* "
+    "and *serving* rows). What is left is the foreground start-up (see the start-up entries) plus "
+    "detaching: against plain Twisted (~210 ms here) 0.5× is ~105 ms, which needs the start-up fixes "
+    "proposed there; against Twisted with its `tls` extra (~281 ms) it was met (0.49×, see the notes)."
 )
 
 _ECHO_VS_TWISTD = (
@@ -114,9 +112,10 @@ FINDINGS: dict = {
 NOTES = """
 - **Which Twisted.** The reference is the twistd the run finds (the machine table says which, and whether
   Twisted's `tls` extra is installed). The `bench` extra installs plain Twisted, the lighter and so
-  stricter reference. Measured on 2026-11-22 against Twisted with its `tls` extra (/work/venv-tw):
-  twistd start-up 274 ms (plain: 230), RSS 44.9 MiB (plain: 32.6), daemon start 284 ms (plain: 237);
-  twistdlite's ratios there were 0.43× (start-up), 0.54× (memory) and 0.56× (daemon start).
+  stricter reference. Run against Twisted with its `tls` extra (/work/venv-tw, 2026-11-22, same
+  machine, `--only lifecycle`): twistd start-up 272 ms, RSS 44.9 MiB, `-oy` daemon start 281 ms; there
+  twistdlite's ratios were 0.43× (start-up, target 0.4×), 0.54× (memory, target 0.7×) and 0.49×
+  (daemon start, target 0.5×).
 - **How the subjects are run.** Every server is a separate process started from this run's Python
   environment (`twistdlite` is its console script), on a port chosen just before; the bare script and
   the load generator use the same interpreter. `PYTHONDONTWRITEBYTECODE` is dropped for the spawned
