@@ -68,13 +68,15 @@ _DAEMON = (
 )
 
 _ECHO_VS_TWISTD = (
-    "**Reason**: requests/s in a closed loop on two cores depend on the load generator and on other work "
-    "on the machine as much as on the server (see the CPU-busy note). The server's own cost per request "
-    "(the *server CPU per request* table) is the steadier measure: on 2026-11-22 twistdlite on uvloop "
-    "used 9.1–9.5 µs per request against 20.3–22.6 µs for twistd (2.2–2.4× less). Part of twistdlite's "
-    "cost is `LineReceiver.dataReceived`'s general loop (see the entry for the hand-written server). "
-    "**Fix proposed**: the `LineReceiver` fast path described there (measured +11–38% requests/s on "
-    "uvloop); otherwise rerun on an idle machine (the *other work during the run* line says how busy it was)."
+    "**Reason**: twistdlite on uvloop sits right at the 2× line, and on this shared machine the ratio "
+    "moves with the run: five full runs on 2026-11-22 gave 1.87×, 1.90×, 2.20× and 2.23× when the "
+    "machine was quiet (1.60× with other work taking 45% of it). The server's own cost per request "
+    "(the *server CPU per request* table) is steadier: 9.1–9.5 µs for twistdlite on uvloop against "
+    "20.3–22.6 µs for twistd on quiet runs, i.e. 2.2–2.4×; in a run where a few windows were slowed "
+    "(see that table's max column) the medians pull closer. About 1 µs of twistdlite's cost is "
+    "`LineReceiver.dataReceived`'s general loop (see the entry for the hand-written server). **Fix "
+    "proposed**: the `LineReceiver` fast path described there, measured at +11–38% requests/s on uvloop, "
+    "which puts the ratio clear of 2×."
 )
 
 _ECHO_VS_BARE = (

@@ -546,7 +546,8 @@ class Table:
             targets = "; ".join(f"{c.op.replace('<=', '≤').replace('>=', '≥')} {c.factor:g}× {self.label_of(c.reference)}"
                                 for c in own)
             results = "; ".join(
-                (f"**{c.result}** ({c.ratio:.2f}×)" if c.ratio is not None else c.result) for c in own)
+                (f"**{c.result}** ({ratio_text(c.ratio, c.factor)})" if c.ratio is not None else c.result)
+                for c in own)
             label = row.label + (f" ({row.note})" if row.note else "")
             if row.samples:
                 cells = [label, self.value(row.median), self.value(min(row.samples)), self.value(max(row.samples)),
@@ -577,6 +578,14 @@ class Table:
             return check.subject
         op = "≤" if check.op == "<=" else "≥"
         return f"{self.label_of(check.subject)} {op} {check.factor:g}× {self.label_of(check.reference)}"
+
+
+def ratio_text(ratio: float, factor: float = 0.0) -> str:
+    """A ratio as ``1.23×``; three decimals when two would look equal to the target's factor."""
+    text = f"{ratio:.2f}"
+    if factor and float(text) == factor:
+        text = f"{ratio:.3f}"
+    return text + "×"
 
 
 def median_or_none(samples: Sequence[float]) -> Optional[float]:

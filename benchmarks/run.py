@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (BENCH_DIR, ROOT, Context, Noise, Table, become_subreaper, cleanup,  # noqa: E402
-                     find_twistd, log_line, machine, wait_for_quiet)
+                     find_twistd, log_line, machine, ratio_text, wait_for_quiet)
 
 GROUPS = ("lifecycle", "import", "echo", "logging", "tap")
 MODULES = {"lifecycle": "bench_lifecycle", "import": "bench_import", "echo": "bench_echo",
@@ -197,14 +197,14 @@ def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed:
         "|---|---|---:|---|",
     ]
     for table, check in checks:
-        ratio = f"{check.ratio:.2f}×" if check.ratio is not None else "—"
+        ratio = ratio_text(check.ratio, check.factor) if check.ratio is not None else "—"
         result = f"**{check.result}**" if check.result != "n/a" else f"n/a ({check.why})" if check.why else "n/a"
         out.append(f"| {table.title} | {table.describe(check)} | {ratio} | {result} |")
     misses = [(table, check) for table, check in checks if check.result == "MISS"]
     if misses:
         out += ["", "## Missed targets: the reason found, and the fix", ""]
         for table, check in misses:
-            ratio = f" ({check.ratio:.2f}×)" if check.ratio is not None else ""
+            ratio = f" ({ratio_text(check.ratio, check.factor)})" if check.ratio is not None else ""
             finding = FINDINGS.get(check.id, "Not analysed yet: profile it (`python -X importtime`, cProfile or "
                                               "py-spy) and record the reason in `benchmarks/findings.py`.")
             out += [f"- **MISS — {table.describe(check)}**{ratio}. {finding}", ""]

@@ -122,6 +122,11 @@ def test_a_bench_tap_dict_becomes_a_table():
     assert "- fast enough: **MISS**" in text
 
 
+def test_a_ratio_that_rounds_to_its_target_shows_three_decimals():
+    assert harness.ratio_text(0.8461, 0.85) == "0.846×"
+    assert harness.ratio_text(1.2345, 1.3) == "1.23×"
+
+
 @pytest.mark.parametrize("count", [1, 3])
 def test_runs_scale_but_never_reach_zero(count):
     assert harness.runs_for(count, 0.001) == 1
