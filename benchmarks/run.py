@@ -203,11 +203,16 @@ def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed:
     misses = [(table, check) for table, check in checks if check.result == "MISS"]
     if misses:
         out += ["", "## Missed targets: the reason found, and the fix", ""]
+        unexplained = ("Not analysed yet: profile it (`python -X importtime`, cProfile or py-spy) and record "
+                       "the reason in `benchmarks/findings.py`.")
+        grouped: dict = {}  # one paragraph per distinct finding, naming every miss it explains
         for table, check in misses:
             ratio = f" ({ratio_text(check.ratio, check.factor)})" if check.ratio is not None else ""
-            finding = FINDINGS.get(check.id, "Not analysed yet: profile it (`python -X importtime`, cProfile or "
-                                              "py-spy) and record the reason in `benchmarks/findings.py`.")
-            out += [f"- **MISS — {table.describe(check)}**{ratio}. {finding}", ""]
+            finding = FINDINGS.get(check.id, unexplained)
+            key = finding if finding != unexplained else check.id
+            grouped.setdefault(key, (finding, []))[1].append(f"**MISS — {table.describe(check)}**{ratio}")
+        for finding, named in grouped.values():
+            out += [f"- {'; '.join(named)}. {finding}", ""]
     if errors or leftovers:
         out += ["", "## Problems in this run", ""]
         out += [f"- benchmark `{name}` failed: {message}" for name, message in errors]
