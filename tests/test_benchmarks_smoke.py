@@ -41,7 +41,8 @@ def test_the_whole_suite_runs_at_tiny_scale(tmp_path):
     assert tables["logging"]["rows"]["stdlib"]["samples"]
     assert tables["startup"]["rows"]["bare-asyncio"]["samples"]
     held = [row for row in tables["idle"]["grid"][1] if row[0] == "twistdlite (asyncio)"]
-    assert held and held[0][1] == "200", tables["idle"]["grid"]
+    expected = min(200, harness.nofile_limits()[1] - 200)  # scaled down when the hard limit is low
+    assert held and held[0][1] == f"{expected:,}", tables["idle"]["grid"]
     # A hard rule, checked for real: importing the API pulls in nothing of the launcher's.
     assert tables["import"]["checks"]["import.no-click"]["result"] == "PASS"
     for heading in ("## Machine", "## Targets", "1. Start-up to ready", "2. Daemon start", "3. Stop",
