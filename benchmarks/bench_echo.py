@@ -75,8 +75,9 @@ def throughput(ctx: Context) -> list[Table]:
                   f"Closed loop: {CONNECTIONS} connections, each sending a {LINE_SIZE}-byte line (CRLF included) "
                   f"and waiting for its echo before the next; {duration:g} s measured after {warmup:g} s of "
                   f"warm-up per run, after one uncounted warm-up round; the load generator is a separate "
-                  f"process (`benchmarks/loadgen.py`, on uvloop when installed)" + (f"; server pinned to CPU {server_cpu}, load generator to CPU {client_cpu}"
-                                        if server_cpu is not None else "; not pinned (fewer than 2 CPUs)")
+                  f"process (`benchmarks/loadgen.py`, on uvloop when installed)"
+                  + (f"; server pinned to CPU {server_cpu}, load generator to CPU {client_cpu}"
+                     if server_cpu is not None else "; not pinned (fewer than 2 CPUs)")
                   + ". Higher is better.", reference="twistd", digits=0)
     for spec in specs:
         table.add(spec.key, spec.label, results[spec.key], spec.missing)
@@ -88,9 +89,9 @@ def throughput(ctx: Context) -> list[Table]:
                        "ratios towards 1; the per-request CPU cost below does not depend on that.")
     if retries:
         table.notes.append(f"{retries} run(s) were measured again because neither the server nor the load "
-                           f"generator was at least {SATURATED:.0%} busy — with {CONNECTIONS} connections in a closed "
-                           f"loop one of them is, unless the machine takes the CPU away (other work, or the "
-                           f"hypervisor); at most {budget} repeats per suite"
+                           f"generator was at least {SATURATED:.0%} busy — with {CONNECTIONS} connections in a "
+                           f"closed loop one of them is, unless the machine takes the CPU away (other work, or "
+                           f"the hypervisor); at most {budget} repeats per suite"
                            + (" (all used: later disturbed runs were kept)." if retries >= budget else "."))
     cost = Table("echo-cpu", "6b. Echo: server CPU per request", "µs",
                  "Server CPU time (user + system, from /proc) during the measured window of the runs above, "
@@ -173,7 +174,8 @@ def idle(ctx: Context) -> Table:
         if spec.family == "twistdlite":
             table.require(f"idle.{spec.key}.flat", f"{spec.label} holds {held_target:,} idle connections with flat "
                           f"memory per connection", held == held_target and flat,
-                          f"held {held:,}; {first:.2f} KiB per connection in the first half, {second:.2f} in the second")
+                          f"held {held:,}; {first:.2f} KiB per connection in the first half, "
+                          f"{second:.2f} in the second")
         log_line(f"idle connections: {spec.label} done")
     table.grid = (["server", "held", "RSS before (MiB)", "at half (MiB)", "at full (MiB)",
                    "KiB/conn, 1st half", "KiB/conn, 2nd half", "KiB/conn, all"], rows)

@@ -543,7 +543,7 @@ class Table:
         lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header) - 2)) + "|---|---|")
         for row in self.rows:
             own = [c for c in self.checks if c.subject == row.key and c.op != "is"]
-            targets = "; ".join(f"{c.op.replace('<=', '≤').replace('>=', '≥')} {c.factor:g}× {self.label_of(c.reference)}"
+            targets = "; ".join(f"{'≤' if c.op == '<=' else '≥'} {c.factor:g}× {self.label_of(c.reference)}"
                                 for c in own)
             results = "; ".join(
                 (f"**{c.result}** ({ratio_text(c.ratio, c.factor)})" if c.ratio is not None else c.result)

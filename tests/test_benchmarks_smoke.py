@@ -33,7 +33,8 @@ def test_the_whole_suite_runs_at_tiny_scale(tmp_path):
     data = json.loads(raw.read_text())
     assert data["errors"] == [] and data["leftovers"] == []
     tables = data["tables"]
-    assert set(tables) == {"startup", "memory", "daemon", "stop", "import", "echo", "echo-cpu", "idle", "logging", "tap"}
+    assert set(tables) == {"startup", "memory", "daemon", "stop", "import", "echo", "echo-cpu", "idle", "logging",
+                           "tap"}
     for table_id in ("startup", "memory", "daemon", "stop", "echo", "logging"):
         samples = tables[table_id]["rows"]["twistdlite" if table_id in ("daemon", "stop", "logging")
                                             else "twistdlite-asyncio"]["samples"]
