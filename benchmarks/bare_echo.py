@@ -21,9 +21,11 @@ class RawEcho(asyncio.Protocol):
     """Write back whatever arrives."""
 
     def connection_made(self, transport):
+        """Keep the bound write."""
         self.write = transport.write
 
     def data_received(self, data):
+        """Echo the chunk."""
         self.write(data)
 
 
@@ -31,10 +33,12 @@ class LineEcho(asyncio.Protocol):
     """Write back each CRLF-terminated line, one write per line."""
 
     def connection_made(self, transport):
+        """Keep the bound write; start with an empty buffer."""
         self.write = transport.write
         self.buffer = b""
 
     def data_received(self, data):
+        """Echo every complete line; keep the rest."""
         buffer = self.buffer + data if self.buffer else data
         lines = buffer.split(b"\r\n")
         self.buffer = lines.pop()
@@ -47,13 +51,16 @@ class UDPEcho(asyncio.DatagramProtocol):
     """Send every datagram back to its sender."""
 
     def connection_made(self, transport):
+        """Keep the transport."""
         self.transport = transport
 
     def datagram_received(self, data, addr):
+        """Send the datagram back."""
         self.transport.sendto(data, addr)
 
 
 async def serve(mode, udp):
+    """Serve until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -73,6 +80,7 @@ async def serve(mode, udp):
 
 
 def main(argv):
+    """Run the server on the chosen loop."""
     loop_name = argv[argv.index("--loop") + 1] if "--loop" in argv else "asyncio"
     mode = argv[argv.index("--mode") + 1] if "--mode" in argv else "raw"
     if loop_name == "uvloop":

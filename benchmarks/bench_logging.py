@@ -64,6 +64,7 @@ def one_run(key: str, command, lines: int, ctx: Context) -> float:
     proc = spawn(command(logfile), cwd=workdir, log=workdir / "output.log", env=env)
     try:
         def finished():
+            """True once the result file exists; raises if the process died first."""
             if result.exists():
                 return True
             if proc.poll() is not None and not result.exists():

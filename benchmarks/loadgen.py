@@ -43,15 +43,18 @@ class EchoClient(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport) -> None:
+        """Turn Nagle off, as the servers' side does."""
         self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def start(self) -> None:
+        """Send the first line."""
         self.transport.write(self.line)
 
     def data_received(self, data: bytes) -> None:
+        """Count each complete echo and send the next line."""
         self.pending += len(data)
         state = self.state
         while self.pending >= self.size:
@@ -61,6 +64,7 @@ class EchoClient(asyncio.Protocol):
                 self.transport.write(self.line)
 
     def connection_lost(self, exc) -> None:
+        """Note a connection the server dropped during the run."""
         if self.state["running"]:
             self.state["lost"] += 1
         if not self.closed.done():
@@ -68,6 +72,7 @@ class EchoClient(asyncio.Protocol):
 
 
 async def run_echo(args) -> dict:
+    """The closed-loop echo load; its result as a dict."""
     loop = asyncio.get_running_loop()
     line = b"x" * (args.size - 2) + b"\r\n"
     state = {"count": 0, "running": True, "lost": 0}
@@ -145,15 +150,18 @@ class IdleClient(asyncio.Protocol):
         self.transport = None
 
     def connection_made(self, transport) -> None:
+        """Send the one line this connection echoes."""
         self.transport = transport
         transport.write(b"hello\r\n")
 
     def data_received(self, data: bytes) -> None:
+        """Wait for the whole echo."""
         self.got += data
         if self.got.endswith(b"hello\r\n") and not self.echoed.done():
             self.echoed.set_result(None)
 
     def connection_lost(self, exc) -> None:
+        """Fail the wait when the server closes first."""
         if not self.echoed.done():
             self.echoed.set_exception(ConnectionError("closed before the echo"))
 
@@ -163,6 +171,7 @@ async def _read_stdin_line(loop) -> str:
 
 
 async def run_idle(args) -> None:
+    """Open the idle connections step by step, reporting each step and waiting for stdin."""
     loop = asyncio.get_running_loop()
     clients: list[IdleClient] = []
     step_size = -(-args.conns // args.steps)
@@ -187,6 +196,7 @@ async def run_idle(args) -> None:
 
 
 def main(argv=None) -> int:
+    """Parse the arguments and run one mode; the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=["echo", "idle"])
     parser.add_argument("--port", type=int, required=True)

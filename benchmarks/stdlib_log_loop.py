@@ -14,6 +14,7 @@ import time
 
 
 def main(path):
+    """Log the lines to ``path`` and write the timing."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     root = logging.getLogger()
