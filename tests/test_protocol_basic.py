@@ -309,6 +309,52 @@ def test_pause_holds_lines_until_resume():
     assert transport.stopped
 
 
+class Reentrant(Lines):
+    """Feeds itself more data from inside lineReceived (as a transport may, synchronously)."""
+
+    def lineReceived(self, line: bytes) -> None:
+        super().lineReceived(line)
+        if line == b"nested":
+            self.dataReceived(b"inner1\r\ninner2\r\n")
+
+
+@pytest.mark.parametrize("chunks, expected", [
+    # One whole line a chunk (LineReceiver's fast path) behaves as the general path does.
+    ([b"a\r\n", b"b\r\n", b"\r\n"], [("line", b"a"), ("line", b"b"), ("line", b"")]),
+    ([b"nested\r\n"], [("line", b"nested"), ("line", b"inner1"), ("line", b"inner2")]),
+    ([b"nested\r\n", b"after\r\n"],
+     [("line", b"nested"), ("line", b"inner1"), ("line", b"inner2"), ("line", b"after")]),
+    ([b"pause\r\n", b"held\r\n"], [("line", b"pause")]),
+    ([b"raw\r\n", b"bytes\r\n"], [("line", b"raw"), ("raw", b"bytes\r\n")]),
+    ([b"par", b"tial\r\n", b"whole\r\n"], [("line", b"partial"), ("line", b"whole")]),
+    ([b"x" * 11 + b"\r\n", b"next\r\n"], [("too long", b"x" * 11 + b"\r\n"), ("line", b"next")]),
+])
+def test_one_line_chunks_behave_as_the_general_path(chunks, expected):
+    class Short(Reentrant):
+        MAX_LENGTH = 10
+
+    proto = Short()
+    connected(proto)
+    feed(proto, *chunks)
+    assert proto.events == expected
+
+
+def test_a_paused_one_line_chunk_keeps_what_arrived_meanwhile():
+    class PauseNested(Lines):
+        def lineReceived(self, line: bytes) -> None:
+            super().lineReceived(line)
+            if line == b"go":
+                self.pauseProducing()
+                self.dataReceived(b"later\r\n")
+
+    proto = PauseNested()
+    connected(proto)
+    feed(proto, b"go\r\n")
+    assert lines(proto) == [b"go"]
+    proto.resumeProducing()
+    assert lines(proto) == [b"go", b"later"]
+
+
 # -- a real server on 127.0.0.1 ---------------------------------------------------------------------
 
 class Echo(basic.LineReceiver):

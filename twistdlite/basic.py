@@ -54,6 +54,20 @@ class LineReceiver(Protocol):
 
     def dataReceived(self, data: bytes) -> Any:
         """Split ``data`` into lines (or hand it on raw) and dispatch them."""
+        if not self._buffer and not self._busyReceiving and self.line_mode and not self.paused:
+            # The common case, a chunk that is exactly one whole line with nothing
+            # buffered: no buffer bookkeeping. Anything else takes the general path.
+            delimiter = self.delimiter
+            end = data.find(delimiter)
+            if 0 <= end <= self.MAX_LENGTH and end + len(delimiter) == len(data):
+                self._busyReceiving = True
+                try:
+                    why = self.lineReceived(data[:end])
+                finally:
+                    self._busyReceiving = False
+                if why or not self._buffer or (self.transport is not None and self.transport.disconnecting):
+                    return why
+                return self.dataReceived(b"")  # what arrived while lineReceived ran
         if self._busyReceiving:
             self._buffer += data
             return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 DEFAULT_TAP = "twistd.tap"
@@ -12,51 +11,118 @@ DEFAULT_DAEMON_UMASK = 0o077
 DEFAULT_ROTATE_LENGTH = 1_000_000
 DEFAULT_MAX_ROTATED = 10
 
-
-@dataclass(frozen=True)
-class Options:
-    """Everything a run needs to know, validated. The CLI builds it (``cli.make_options``); tests may too."""
-
+#: Every option and its default, in the order the repr shows them. A plain class with
+#: ``__slots__`` rather than a frozen dataclass: building a dataclass execs generated
+#: code at import, a few milliseconds of every start-up.
+FIELDS: dict = {
     # Where the application comes from: exactly one of these.
-    python: Optional[str] = None          # -y FILE.tac
-    file: Optional[str] = None            # -f FILE.tap (twistd.tap when nothing else is given)
-    plugin: Optional[str] = None          # a plugin subcommand's name
-    plugin_args: tuple = ()               # its arguments
-
-    nodaemon: bool = False                # -n
-    no_save: bool = False                 # -o
-    rundir: str = "."                     # -d
-    chroot: Optional[str] = None
-    umask: Optional[int] = None           # None: 0077 when daemonizing, untouched with -n
-    pidfile: str = DEFAULT_PIDFILE        # "" = no pidfile
-    uid: Optional[int] = None
-    gid: Optional[int] = None
-    euid: bool = False                    # --euid: set only the effective uid
-    reactor: str = "asyncio"
-    start_timeout: float = 60.0
-    shutdown_timeout: float = 30.0
-
+    "python": None,            # -y FILE.tac
+    "file": None,              # -f FILE.tap (twistd.tap when nothing else is given)
+    "plugin": None,            # a plugin subcommand's name
+    "plugin_args": (),         # its arguments
+    "nodaemon": False,         # -n
+    "no_save": False,          # -o
+    "rundir": ".",             # -d
+    "chroot": None,
+    "umask": None,             # None: 0077 when daemonizing, untouched with -n
+    "pidfile": DEFAULT_PIDFILE,  # "" = no pidfile
+    "uid": None,
+    "gid": None,
+    "euid": False,             # --euid: set only the effective uid
+    "reactor": "asyncio",
+    "start_timeout": 60.0,
+    "shutdown_timeout": 30.0,
     # Logging.
-    logfile: Optional[str] = None         # -l; None = the default for the mode; "-" = stdout
-    syslog: bool = False
-    prefix: str = "twistdlite"
-    logger: Optional[str] = None
-    log_rotate_length: int = DEFAULT_ROTATE_LENGTH
-    log_max_rotated: int = DEFAULT_MAX_ROTATED
-
+    "logfile": None,           # -l; None = the default for the mode; "-" = stdout
+    "syslog": False,
+    "prefix": "twistdlite",
+    "logger": None,
+    "log_rotate_length": DEFAULT_ROTATE_LENGTH,
+    "log_max_rotated": DEFAULT_MAX_ROTATED,
     # .tap files.
-    tap_key: Optional[str] = None
-    allow_unsafe_tap: bool = False
-
+    "tap_key": None,
+    "allow_unsafe_tap": False,
     # Debugging.
-    profile: Optional[str] = None
-    profiler: str = "cprofile"
-    savestats: bool = False
-    debug: bool = False
-    spew: bool = False
-    originalname: bool = False
+    "profile": None,
+    "profiler": "cprofile",
+    "savestats": False,
+    "debug": False,
+    "spew": False,
+    "originalname": False,
+}
 
-    extra: dict = field(default_factory=dict, compare=False)
+
+class Options:
+    """Everything a run needs to know, validated. The CLI builds it (``cli.make_options``); tests may too.
+
+    Immutable: set every field by keyword at construction, :meth:`evolve` for a
+    changed copy. ``extra`` holds anything a plugin adds (not compared).
+    """
+
+    __slots__ = tuple(FIELDS) + ("extra",)
+
+    python: Optional[str]
+    file: Optional[str]
+    plugin: Optional[str]
+    plugin_args: tuple
+    nodaemon: bool
+    no_save: bool
+    rundir: str
+    chroot: Optional[str]
+    umask: Optional[int]
+    pidfile: str
+    uid: Optional[int]
+    gid: Optional[int]
+    euid: bool
+    reactor: str
+    start_timeout: float
+    shutdown_timeout: float
+    logfile: Optional[str]
+    syslog: bool
+    prefix: str
+    logger: Optional[str]
+    log_rotate_length: int
+    log_max_rotated: int
+    tap_key: Optional[str]
+    allow_unsafe_tap: bool
+    profile: Optional[str]
+    profiler: str
+    savestats: bool
+    debug: bool
+    spew: bool
+    originalname: bool
+    extra: dict
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(FIELDS) - {"extra"}
+        if unknown:
+            raise TypeError(f"Options() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+        setter = object.__setattr__
+        for name, default in FIELDS.items():
+            setter(self, name, values.get(name, default))
+        setter(self, "extra", dict(values.get("extra") or {}))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Options is immutable: cannot set {name!r} (use evolve)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Options is immutable: cannot delete {name!r}")
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        changed = ", ".join(f"{name}={getattr(self, name)!r}" for name, default in FIELDS.items()
+                            if getattr(self, name) != default)
+        return f"Options({changed})"
 
     @property
     def daemonize(self) -> bool:
@@ -77,4 +143,7 @@ class Options:
 
     def evolve(self, **changes: Any) -> "Options":
         """A copy with ``changes`` applied."""
-        return replace(self, **changes)
+        values = {name: getattr(self, name) for name in FIELDS}
+        values["extra"] = self.extra
+        values.update(changes)
+        return Options(**values)

@@ -26,16 +26,11 @@ interrupted save leaves the previous ``.tap`` as it was.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import os
-import pickle
 import stat
 import sys
 import weakref
-from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from twistdlite.launch.errors import LaunchError, LoadError
@@ -118,24 +113,36 @@ def read_key(path: Optional[str]) -> Optional[TapKey]:
 
 # -- the format ---------------------------------------------------------------
 
-@dataclass(frozen=True)
 class TapHeader:
-    """What the second line of a ``.tap`` says."""
+    """What the second line of a ``.tap`` says (``extra``: any keys this version does not know)."""
 
-    digest: str
-    length: int
-    twistdlite: str
-    name: Optional[str] = None
-    path: tuple = ()
-    pickle: int = PICKLE_PROTOCOL
-    python: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
+    FIELDS = ("digest", "length", "twistdlite", "name", "path", "pickle", "python")
+    __slots__ = FIELDS + ("extra",)
+
+    def __init__(self, digest: str, length: int, twistdlite: str, name: Optional[str] = None,
+                 path: tuple = (), pickle: int = PICKLE_PROTOCOL, python: str = "",
+                 extra: Optional[dict] = None) -> None:
+        self.digest = digest
+        self.length = length
+        self.twistdlite = twistdlite
+        self.name = name
+        self.path = path
+        self.pickle = pickle
+        self.python = python
+        self.extra = extra or {}
+
+    def __repr__(self) -> str:
+        return "TapHeader(%s)" % ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
 
 
 def _digest(key: Optional[TapKey], signed: bytes, payload: bytes) -> str:
+    import hashlib
+
     if key is None:
         digest = hashlib.sha256(signed)
     else:
+        import hmac
+
         digest = hmac.new(key.secret, signed, hashlib.sha256)
     digest.update(payload)
     return digest.hexdigest()
@@ -144,6 +151,8 @@ def _digest(key: Optional[TapKey], signed: bytes, payload: bytes) -> str:
 def encode(payload: bytes, key: Optional[TapKey] = None, name: Optional[str] = None,
            paths: Sequence[str] = ()) -> list[bytes]:
     """The chunks of a ``.tap`` holding ``payload`` (a pickle): the header lines, then the payload."""
+    import json
+
     import twistdlite
 
     meta = {
@@ -170,6 +179,8 @@ def _line(data: bytes, start: int, limit: int, source: str, what: str) -> tuple[
 
 
 def _parse_meta(raw: bytes, source: str) -> TapHeader:
+    import json
+
     try:
         meta = json.loads(raw.decode("ascii"))
         header = TapHeader(
@@ -180,7 +191,7 @@ def _parse_meta(raw: bytes, source: str) -> TapHeader:
             path=tuple(meta.get("path") or ()),
             pickle=meta.get("pickle", PICKLE_PROTOCOL),
             python=meta.get("python", ""),
-            extra={k: v for k, v in meta.items() if k not in TapHeader.__dataclass_fields__},
+            extra={k: v for k, v in meta.items() if k not in TapHeader.FIELDS},
         )
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
         raise LoadError(f"{source} is damaged (its header is unreadable); refusing to load it") from None
@@ -193,6 +204,8 @@ def _parse_meta(raw: bytes, source: str) -> TapHeader:
 
 def _newer_writer(data: bytes, start: int) -> str:
     """Best effort: the twistdlite version named in a newer file's header."""
+    import json
+
     end = data.find(b"\n", start, start + _MAX_HEADER)
     try:
         version = json.loads(data[start:end].decode("ascii"))["twistdlite"]
@@ -207,6 +220,9 @@ def decode(data: bytes, key: Optional[TapKey] = None, source: str = ".tap") -> t
     Raises :class:`LoadError` with a one-line reason for anything that is not
     an intact ``.tap`` (signed with ``key`` when one is given). Nothing is unpickled.
     """
+    import hmac
+    import pickle
+
     import twistdlite
 
     if not data:
@@ -329,6 +345,8 @@ def _add_import_paths(paths: Sequence[str]) -> None:
 
 def load(path: str, key: Optional[TapKey] = None, allow_unsafe: bool = False) -> tuple[Any, TapHeader]:
     """Check and unpickle the ``.tap`` at ``path``; returns ``(application, header)``."""
+    import pickle
+
     data = _read_tap_file(path, allow_unsafe)
     header, payload = decode(data, key, path)
     _add_import_paths(header.path)
@@ -357,13 +375,15 @@ def load_tap(path: str, options: Options) -> Any:
 
 # -- saving -------------------------------------------------------------------------
 
-@dataclass
 class _SavePlan:
     """What a later save of an application needs to know from start-up."""
 
-    paths: tuple = ()
-    key: Optional[TapKey] = None
-    key_read: bool = False
+    __slots__ = ("paths", "key", "key_read", "__weakref__")
+
+    def __init__(self) -> None:
+        self.paths: tuple = ()
+        self.key: Optional[TapKey] = None
+        self.key_read = False
 
 
 # What the loader and the start-up learned about each loaded application (its
@@ -399,6 +419,10 @@ def prepare_save(application: Any, options: Options) -> None:
     are dropped the interpreter's own files may be out of reach (a Python under /root).
     """
     if not options.no_save:
+        import hashlib  # noqa: F401
+        import hmac  # noqa: F401
+        import json  # noqa: F401
+        import pickle  # noqa: F401
         import tempfile  # noqa: F401
 
         from twistdlite.launch import picklecheck  # noqa: F401
@@ -468,6 +492,8 @@ def write_atomically(path: str, chunks: Sequence[bytes]) -> None:
 
 
 def _pickle(application: Any, path: str) -> bytes:
+    import pickle
+
     try:
         return pickle.dumps(application, protocol=PICKLE_PROTOCOL)
     except Exception as exc:

@@ -27,7 +27,6 @@ import os
 import stat
 import struct
 import time
-from dataclasses import dataclass
 from typing import Optional
 
 from twistdlite.launch.errors import AlreadyRunning, LaunchError
@@ -115,13 +114,25 @@ def _unlink_as_real_user(path: str) -> None:
         os.seteuid(euid)
 
 
-@dataclass
 class PidStatus:
-    """What a probe of a pidfile found."""
+    """What a probe of a pidfile found: whether it exists, whether its lock is held, the PID it names."""
 
-    exists: bool
-    running: bool
-    pid: Optional[int]
+    __slots__ = ("exists", "running", "pid")
+
+    def __init__(self, exists: bool, running: bool, pid: Optional[int]) -> None:
+        self.exists = exists
+        self.running = running
+        self.pid = pid
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PidStatus):
+            return NotImplemented
+        return (self.exists, self.running, self.pid) == (other.exists, other.running, other.pid)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PidStatus(exists={self.exists!r}, running={self.running!r}, pid={self.pid!r})"
 
 
 def probe(path: str) -> PidStatus:
