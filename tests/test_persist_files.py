@@ -229,11 +229,15 @@ def _stat(uid: int, mode: int = 0o100600) -> os.stat_result:
     return os.stat_result((mode, 1, 1, 1, uid, 0, 10, 0, 0, 0))
 
 
-def test_file_safety_trusts_root_and_me_only():
+@pytest.mark.parametrize("me", [1000, 0])
+def test_file_safety_trusts_root_and_me_only(monkeypatch, me):
+    monkeypatch.setattr(os, "geteuid", lambda: me)
     persist.check_file_safety(_stat(0), "a.tap")
-    persist.check_file_safety(_stat(os.geteuid()), "a.tap")
-    other = 4242 if os.geteuid() != 4242 else 4243
-    with pytest.raises(LoadError, match=f"a.tap is owned by .*uid {other}.*, not by you .* or root; refusing"):
+    persist.check_file_safety(_stat(me), "a.tap")
+    other = 4242
+    expected = (r"a.tap is owned by .*uid 4242.*, not by you .*uid 1000.* or root; refusing" if me else
+                r"a.tap is owned by .*uid 4242.*, and loading it as root would let that user run code as root")
+    with pytest.raises(LoadError, match=expected):
         persist.check_file_safety(_stat(other), "a.tap")
     persist.check_file_safety(_stat(other, 0o100666), "a.tap", allow_unsafe=True)
 
@@ -243,8 +247,12 @@ def test_file_owned_by_another_user_is_refused(tmp_path):
     path = tmp_path / "a.tap"
     persist.save(make_app(), str(path))
     os.chown(path, 65534, 65534)
-    with pytest.raises(LoadError, match="is owned by .*uid 65534.*, not by you .*uid 0.* or root"):
+    with pytest.raises(LoadError) as info:
         persist.load(str(path))
+    assert str(info.value) == (
+        f"{path} is owned by nobody (uid 65534), and loading it as root would let that user run code as "
+        f"root (a .tap is a pickle); if it is the shutdown .tap of a run with -u, check it and chown root "
+        f"{path}, or pass --allow-unsafe-tap if that is intended")
     assert persist.load(str(path), allow_unsafe=True)[0].name == "App"
 
 
@@ -254,11 +262,21 @@ def test_missing_directory_dangling_link_and_fifo(tmp_path):
     with pytest.raises(LoadError, match="is a directory, not a file"):
         persist.load_tap(str(tmp_path), Options())
     (tmp_path / "dangling.tap").symlink_to(tmp_path / "gone")
-    with pytest.raises(LoadError, match="does not exist .a dangling symlink"):
+    with pytest.raises(LoadError, match="dangling.tap' is a symbolic link; .tap files are never read through one"):
         persist.load_tap(str(tmp_path / "dangling.tap"), Options())
     os.mkfifo(tmp_path / "fifo.tap", 0o600)
     with pytest.raises(LoadError, match="is not a regular file"):
         persist.load_tap(str(tmp_path / "fifo.tap"), Options())
+
+
+def test_a_symlink_to_an_intact_tap_is_not_followed(tmp_path):
+    persist.save(make_app(), str(tmp_path / "real.tap"))
+    (tmp_path / "link.tap").symlink_to("real.tap")
+    with pytest.raises(LoadError) as info:
+        persist.load(str(tmp_path / "link.tap"), allow_unsafe=True)
+    assert str(info.value) == (f"Application file '{tmp_path / 'link.tap'}' is a symbolic link; .tap files are "
+                               f"never read through one (give the path of the file itself: {tmp_path / 'real.tap'})")
+    assert persist.load(str(tmp_path / "real.tap"))[0].name == "App"
 
 
 def test_modules_beside_the_tac_import_again_from_the_header_path(tmp_path, monkeypatch):
@@ -350,6 +368,18 @@ def test_load_tap_with_key_and_next_save_is_signed_with_it(tmp_path, monkeypatch
     other = key_file(tmp_path, "other", b"o" * 32)
     with pytest.raises(LoadError, match="was not signed with the key in"):
         persist.load_tap("Signed-shutdown.tap", Options(tap_key=other))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
+def test_a_key_file_others_can_read_or_write_is_refused(tmp_path, mode):
+    key = key_file(tmp_path)
+    os.chmod(key, mode)
+    with pytest.raises(LaunchError) as info:
+        persist.read_key(key)
+    assert str(info.value) == (f"tap key file {key!r} is open to its group or others (mode {mode:04o}): "
+                               f"whoever reads it can sign a .tap; chmod 600 {key}")
+    os.chmod(key, 0o400)
+    assert persist.read_key(key).secret == b"s" * 32
 
 
 def test_restarted_app_remembers_its_import_path_for_the_next_save(tmp_path, monkeypatch):

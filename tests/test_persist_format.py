@@ -159,6 +159,7 @@ def test_pickle_protocol_newer_than_this_python_is_refused(monkeypatch):
 def test_read_key_strips_trailing_newlines(tmp_path):
     path = tmp_path / "key"
     path.write_bytes(b"0123456789abcdef-secret\n")
+    path.chmod(0o600)
     key = persist.read_key(str(path))
     assert key.secret == b"0123456789abcdef-secret"
     assert "secret" not in repr(key) and str(path) in repr(key)
@@ -176,6 +177,7 @@ def test_missing_key_file(tmp_path):
 def test_short_key_is_refused(tmp_path):
     path = tmp_path / "key"
     path.write_bytes(b"short\n")
+    path.chmod(0o600)
     with pytest.raises(LaunchError, match=r"holds 5 bytes; a key needs at least 16 \(e.g. head -c 32"):
         persist.read_key(str(path))
 

@@ -214,7 +214,7 @@ BAD = {
     "newer format": "bad.tap was written by twistdlite ",
     "wrong key": "bad.tap was not signed with the key in ",
     "world-writable": "bad.tap is writable by group and others (mode 0666)",
-    "other owner": "bad.tap is owned by nobody (uid 65534), not by you",
+    "other owner": "bad.tap is owned by nobody (uid 65534), and loading it as root would let that user",
     "missing": "Application file 'bad.tap' does not exist",
 }
 
@@ -226,6 +226,7 @@ def test_bad_tap_is_refused_with_one_line_and_exit_1_before_unpickling(tmp_path,
     path, marker = _write_bad_tap(tmp_path, kind)
     key_file = tmp_path / "b.key"
     key_file.write_bytes(b"b" * 32)
+    key_file.chmod(0o600)
     args = ["-nf", "bad.tap"] + (["--tap-key", str(key_file)] if kind == "wrong key" else [])
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run(args, cwd=tmp_path)

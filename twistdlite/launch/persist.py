@@ -13,8 +13,8 @@ the key in FILE, and the second line says ``"digest": "hmac-sha256"``.
 ``path`` lists the directories the application's modules were imported from
 (the ``.tac``'s own directory): they go on ``sys.path`` before unpickling.
 
-Loading refuses, before unpickling a single byte, a file that is not a regular
-file, is writable by group or others or owned by another user (unless
+Loading refuses, before unpickling a single byte, a symbolic link, a file that
+is not a regular file, is writable by group or others or owned by another user (unless
 ``--allow-unsafe-tap``), has no header (a plain pickle), comes from a newer
 format, is truncated or altered, or was not signed with the given key.
 
@@ -26,6 +26,7 @@ interrupted save leaves the previous ``.tap`` as it was.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -90,14 +91,20 @@ def read_key(path: Optional[str]) -> Optional[TapKey]:
     """Read the key in ``path`` (None: no key); :class:`LaunchError` when unusable.
 
     The key is the file's bytes without trailing newlines; it must hold at
-    least :data:`MIN_KEY_BYTES` bytes (``head -c 32 /dev/urandom > FILE``).
+    least :data:`MIN_KEY_BYTES` bytes (``head -c 32 /dev/urandom > FILE``) and
+    be open to no one but its owner (mode 0600 or 0400).
     """
     if path is None or path == "":
         return None
     try:
         with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode):
                 raise LaunchError(f"tap key {path!r} is not a regular file")
+            if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise LaunchError(f"tap key file {path!r} is open to its group or others (mode "
+                                  f"{stat.S_IMODE(st.st_mode):04o}): whoever reads it can sign a .tap; "
+                                  f"chmod 600 {path}")
             secret = handle.read(1 << 20).rstrip(b"\r\n")
     except FileNotFoundError:
         raise LaunchError(f"tap key file {path!r} does not exist") from None
@@ -294,6 +301,10 @@ def check_file_safety(st: os.stat_result, source: str, allow_unsafe: bool = Fals
                         f"have put code in it; refusing to load it (chmod go-w {source}, {hint})")
     euid = os.geteuid()
     if st.st_uid not in (0, euid):
+        if euid == 0:  # typically the shutdown .tap of a run with -u: saved after the drop
+            raise LoadError(f"{source} is owned by {_user_name(st.st_uid)}, and loading it as root would let "
+                            "that user run code as root (a .tap is a pickle); if it is the shutdown .tap "
+                            f"of a run with -u, check it and chown root {source}, {hint}")
         raise LoadError(f"{source} is owned by {_user_name(st.st_uid)}, not by you ({_user_name(euid)}) or "
                         f"root; refusing to load it ({hint})")
 
@@ -313,11 +324,17 @@ def _read_tap_file(path: str, allow_unsafe: bool) -> bytes:
         raise LoadError(f"Application file {path!r} does not exist")
     if os.path.isdir(path):
         raise LoadError(f"Application file {path!r} is a directory, not a file")
+    if os.path.islink(path):
+        raise LoadError(f"Application file {path!r} is a symbolic link; .tap files are never read "
+                        f"through one (give the path of the file itself: {os.path.realpath(path)})")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise LoadError(f"Application file {path!r} does not exist (a dangling symlink?)") from None
+        raise LoadError(f"Application file {path!r} does not exist") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # replaced by a link since the check above
+            raise LoadError(f"Application file {path!r} is a symbolic link; .tap files are never read "
+                            "through one") from None
         raise LoadError(f"cannot open application file {path!r}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
