@@ -151,6 +151,15 @@ def wait_gone(pid: int, timeout: float = DEADLINE) -> None:
     wait_until(lambda: is_gone(pid), timeout, f"PID {pid} to exit")
 
 
+def wait_status(pid: int, timeout: float = DEADLINE) -> int:
+    """Wait for our child or adoptee ``pid`` to exit and reap it; returns its exit status (-N: signal N)."""
+    def reaped():
+        done, status = os.waitpid(pid, os.WNOHANG)
+        return (os.waitstatus_to_exitcode(status),) if done == pid else None
+
+    return wait_until(reaped, timeout, f"PID {pid} to exit")[0]
+
+
 def wait_exit(proc: subprocess.Popen, timeout: float = DEADLINE) -> int:
     """Wait for a Popen to exit; returns its status."""
     return proc.wait(timeout=timeout)

@@ -184,6 +184,12 @@ def test_y_and_f_together(capsys):
     assert "cannot be used together" in usage_error(capsys, "-noy", "a.tac", "--file=b.tap")
 
 
+@pytest.mark.parametrize("args, flag", [(["-noy", ""], "-y/--python"), (["-n", "-f", ""], "-f/--file"),
+                                        (["--python="], "-y/--python")])
+def test_an_empty_file_name_is_a_usage_error(capsys, args, flag):
+    assert usage_error(capsys, *args) == f"twistdlite: error: {flag} needs a file name, not an empty string"
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--umask", "abc"], "invalid value for '--umask': invalid umask 'abc'"),
     (["--umask", "999"], "invalid value for '--umask': invalid umask '999'"),
@@ -317,19 +323,20 @@ def test_an_unwritable_pidfile_location(tmp_path):
                              ["-noy", str(SELFSTOP), "--pidfile", "locked/twistd.pid"], tmp_path)
     finally:
         locked.chmod(0o700)
-    assert_failed(result, r"cannot open pidfile locked/twistd\.pid: Permission denied", tmp_path)
+    assert_failed(result, rf"cannot open pidfile {re.escape(str(tmp_path))}/locked/twistd\.pid: Permission denied",
+                  tmp_path)
     assert list(locked.iterdir()) == []
     assert "loaded" in result.stdout  # the .tac was loaded first (nothing written before that)
 
 
 @pytest.mark.parametrize("pidfile, message", [
-    ("missing-dir/twistd.pid", r"cannot create pidfile missing-dir/twistd\.pid: directory does not exist"),
-    ("adir", r"cannot open pidfile adir: Is a directory"),
+    ("missing-dir/twistd.pid", r"cannot create pidfile {tmp}/missing-dir/twistd\.pid: directory does not exist"),
+    ("adir", r"cannot open pidfile {tmp}/adir: Is a directory"),
 ])
 def test_other_impossible_pidfiles(tmp_path, pidfile, message):
     (tmp_path / "adir").mkdir()
     result = run(["-noy", str(SELFSTOP), "--pidfile", pidfile], cwd=tmp_path)
-    assert_failed(result, message, tmp_path)
+    assert_failed(result, message.format(tmp=re.escape(str(tmp_path))), tmp_path)
 
 
 def test_a_pidfile_held_by_a_live_twistdlite(tmp_path):

@@ -14,7 +14,8 @@ import sys
 import pytest
 
 from daemon_helpers import APP, IS_ROOT, Daemons, launch, open_fds, popen, proc_status, launch_env
-from support import connect, is_gone, listening_port, read_pid, recv_until, wait_for_file_text, wait_gone
+from support import (connect, is_gone, listening_port, read_pid, recv_until, wait_for_file_text, wait_gone,
+                     wait_status)
 
 
 @pytest.fixture
@@ -32,6 +33,31 @@ def started(cwd, daemons, args=(), services="record:a,listener:0", pidfile="twis
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == "" and done.stderr == ""  # a successful start says nothing
     return daemons.track(read_pid(cwd / pidfile))
+
+
+def _zombie_children() -> list:
+    """Our children (and adoptees: we are a subreaper) that have exited and are not reaped yet."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.append(int(entry))
+    return found
+
+
+def test_detaching_leaves_no_intermediate_process_unreaped(tmp_path, daemons):
+    """Where PID 1 does not reap, a middle process of the double fork would stay a zombie for good."""
+    before = set(_zombie_children())
+    done = launch(["-o"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    pid = daemons.track(read_pid(tmp_path / "twistd.pid"))
+    assert set(_zombie_children()) - before == set()
+    assert proc_status(pid)["PPid"] == str(os.getpid())  # the daemon itself is adopted, alive
+    daemons.stop(pid)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -67,7 +93,7 @@ def test_start_ready_then_kill_cat_pidfile_stops_cleanly(tmp_path, daemons, sign
         subprocess.run(["sh", "-c", "kill `cat twistd.pid`"], cwd=tmp_path, check=True, timeout=10)
     else:
         os.kill(pid, signum)
-    wait_gone(pid)
+    assert wait_status(pid) == 0  # the daemon's own exit status
     assert not pidfile.exists()
     log = (tmp_path / "twistd.log").read_text()
     name = signal.Signals(signum).name
@@ -127,6 +153,17 @@ def test_rundir_holds_the_pidfile_and_the_log(tmp_path, daemons):
     assert os.readlink(f"/proc/{pid}/cwd") == str(run_dir)
     daemons.stop(pid)
     assert not (run_dir / "twistd.pid").exists()
+
+
+def test_rundir_holds_the_shutdown_tap(tmp_path, daemons):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    done = launch(["-d", "run"], tmp_path, "record:a")
+    assert done.returncode == 0, done.stderr
+    pid = daemons.track(read_pid(run_dir / "twistd.pid"))
+    daemons.stop(pid)
+    assert sorted(os.listdir(run_dir)) == ["daemontest-shutdown.tap", "twistd.log"]
+    assert os.listdir(tmp_path) == ["run"]
 
 
 def test_absolute_pidfile_and_logfile_ignore_the_rundir(tmp_path, daemons):

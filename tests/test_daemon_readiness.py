@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support import is_gone
+from support import is_gone, wait_gone
 from twistdlite.launch import daemon as daemon_module
 from twistdlite.launch.daemon import Launcher, PipeReadiness, open_descriptors
 from twistdlite.launch.errors import StartError
@@ -35,15 +35,42 @@ def test_ready(monkeypatch):
 
 def test_not_ready_leaves_the_launcher_to_exit_normally(monkeypatch):
     monkeypatch.setattr(daemon_module, "LAUNCHER_DONE", False)
-    launcher, _ = fake_daemon("os.write(w, b'PID 1\\nERROR\\nno')")
+    launcher, _ = fake_daemon("os.write(w, b'PID 1\\nERROR 2\\nno')")
     with pytest.raises(StartError):
         launcher.wait()
     assert not daemon_module.LAUNCHER_DONE
 
 
 def test_error_message_is_raised():
-    launcher, _ = fake_daemon("os.write(w, b'PID 1\\nERROR\\nstart failed: RuntimeError: boom')")
+    launcher, _ = fake_daemon("os.write(w, b'PID 1\\nERROR 32\\nstart failed: RuntimeError: boom')")
     with pytest.raises(StartError, match="^start failed: RuntimeError: boom$"):
+        launcher.wait()
+
+
+@pytest.mark.parametrize("answer, outcome", [(b"READY\n", None), (b"ERROR 4\nboom", "^boom$")])
+def test_a_whole_answer_is_enough_while_a_forked_worker_holds_the_pipe(answer, outcome):
+    """A worker the daemon forked may keep the pipe open for ever: the answer itself ends the wait."""
+    launcher, proc = fake_daemon("worker = os.fork()\n"
+                                 "if worker == 0:\n    time.sleep(60)\n    os._exit(0)\n"
+                                 f"os.write(w, b'PID %d\\n' % worker); os.write(w, {answer!r})", timeout=30)
+    began = time.monotonic()
+    try:
+        if outcome is None:
+            launcher.wait()
+        else:
+            with pytest.raises(StartError, match=outcome):
+                launcher.wait()
+        assert time.monotonic() - began < 10  # not the deadline
+    finally:
+        if launcher.pid:
+            os.kill(launcher.pid, 9)
+            wait_gone(launcher.pid)
+
+
+def test_an_answer_in_pieces_is_read_whole():
+    launcher, _ = fake_daemon("os.write(w, b'PID 5\\nERR'); time.sleep(0.05); os.write(w, b'OR 11\\nsplit'); "
+                              "time.sleep(0.05); os.write(w, b' apart')")
+    with pytest.raises(StartError, match="^split apart$"):
         launcher.wait()
 
 
@@ -74,7 +101,7 @@ def test_pipe_readiness_sends_the_first_failure_only_at_close():
     readiness.failed("first")
     readiness.failed("second")
     readiness.ready()  # after a failure, ready says nothing (and closes)
-    assert os.read(read_fd, 100) == b"PID 99\nERROR\nfirst"
+    assert os.read(read_fd, 100) == b"PID 99\nERROR 5\nfirst"
     assert os.read(read_fd, 100) == b""  # closed
     os.close(read_fd)
     readiness.close()  # twice is harmless

@@ -168,7 +168,7 @@ def test_switching_user_when_not_root(python, nobody_rundir, args, message):
 def test_an_unwritable_rundir(python, rundir):
     done = launch(["-o"], rundir, "record:a", python=python, user="nobody")
     assert done.returncode == 1
-    assert done.stderr == "twistdlite: error: cannot open pidfile twistd.pid: Permission denied\n"
+    assert done.stderr == f"twistdlite: error: cannot open pidfile {rundir}/twistd.pid: Permission denied\n"
     assert os.listdir(rundir) == []
 
 

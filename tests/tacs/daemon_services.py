@@ -159,6 +159,34 @@ class SlowStop(service.Service):
         return self._stop()
 
 
+class SyncHangsStopping(service.Service):
+    """stopService blocks (synchronously) for a very long time."""
+
+    def __init__(self, name: str = "blocked") -> None:
+        self.setName(name)
+
+    def stopService(self):
+        service.Service.stopService(self)
+        log.info("blocking in stopService")
+        time.sleep(3600)
+
+
+class ForksWorker(service.Service):
+    """startService forks a worker that lives on (up to a minute) and writes its PID to worker.pid."""
+
+    def startService(self):
+        service.Service.startService(self)
+        worker = os.fork()
+        if worker == 0:
+            try:
+                time.sleep(60)
+            finally:
+                os._exit(0)
+        with open("worker.pid", "w") as handle:
+            handle.write(f"{worker}\n")
+        log.info("forked worker %s", worker)
+
+
 def build(spec: str, application) -> None:
     """Add the services ``spec`` names (``kind[:arg],...``) to ``application``, in order."""
     for item in filter(None, spec.split(",")):
@@ -181,6 +209,11 @@ def build(spec: str, application) -> None:
             made = ExitsAtStart()
         elif kind == "hangs_stopping":
             made = HangsStopping(arg or "stuck")
+        elif kind == "sync_hangs_stopping":
+            made = SyncHangsStopping(arg or "blocked")
+        elif kind == "forks":
+            made = ForksWorker()
+            made.setName("forker")
         elif kind == "slow_stop":
             made = SlowStop(float(arg))
         else:

@@ -157,6 +157,9 @@ def make_options(params: dict, pidfile_source: Any = None) -> Options:
     if params["encrypted"]:
         raise UsageError("-e/--encrypted: Twisted's encrypted .tap files are not supported; "
                          "--tap-key signs and checks .tap files instead")
+    for name, flag in (("python", "-y/--python"), ("file", "-f/--file")):
+        if params[name] == "":
+            raise UsageError(f"{flag} needs a file name, not an empty string")
     if params["python"] and params["file"]:
         raise UsageError("-y/--python and -f/--file cannot be used together")
     from twistdlite.launch.privileges import parse_gid, parse_uid

@@ -1,12 +1,19 @@
 """Detaching (python-daemon) and the readiness pipe between the daemon and the launching command.
 
-The launching command forks once; the child detaches with python-daemon's
-``DaemonContext`` (fork, setsid, fork, stdio to /dev/null, every descriptor
-closed except an explicit list: the readiness pipe, the pidfile and, with
-``-l -``, stdout). The daemon first sends its PID, then ``READY`` once every
-service has started, or an error. The launching command reads the pipe until
-then, with a deadline: a daemon that dies without a word (EOF) or stays silent
-past the deadline (it is killed) is a failed start too, never a hang.
+The launching command forks; the child starts a new session (``setsid``) and
+forks the daemon, which can then never regain a controlling terminal, and
+exits at once, reaped by the launching command (so no intermediate process is
+left a zombie where PID 1 does not reap). The daemon then enters
+python-daemon's ``DaemonContext`` (working directory, umask, stdio to
+/dev/null, every descriptor closed except an explicit list: the readiness
+pipe, the pidfile and, with ``-l -``, stdout; the signal map).
+
+The daemon first sends its PID, then ``READY`` once every service has
+started, or ``ERROR <length>`` and the message. The launching command returns
+as soon as it has read a whole answer (a worker the daemon forked may still
+hold the pipe open), or on EOF, or at its deadline: a daemon that dies without
+a word or stays silent past the deadline (it is killed) is a failed start too,
+never a hang.
 
 The daemon sends a failure only when it is done cleaning up (services
 stopped, pidfile removed): :meth:`PipeReadiness.failed` records the message
@@ -23,11 +30,12 @@ import sys
 import time
 from typing import Any, Iterable, Optional, Union
 
+from twistdlite.launch import forks
 from twistdlite.launch.errors import StartError
 
 _PID = b"PID "
 _READY = b"READY\n"
-_ERROR = b"ERROR\n"
+_ERROR = b"ERROR "
 
 #: True in a launching command once its daemon has reported READY: nothing of this
 #: process remains to clean up (the daemon owns the pidfile and the application).
@@ -90,9 +98,11 @@ class PipeReadiness(Readiness):
     def close(self) -> None:
         """Send a recorded failure, then close the pipe (the launching command sees EOF)."""
         if self.error is not None:
-            self._send(_ERROR + self.error.encode("utf-8", "replace"))
+            message = self.error.encode("utf-8", "replace")
+            self._send(b"%s%d\n%s" % (_ERROR, len(message), message))
         fd, self.fd = self.fd, None
         if fd is not None:
+            forks.forget(fd)
             os.close(fd)
 
 
@@ -122,12 +132,14 @@ class Launcher:
             global LAUNCHER_DONE
             LAUNCHER_DONE = True
             return
-        if data.startswith(_ERROR):
-            raise StartError(data[len(_ERROR):].decode("utf-8", "replace") or "start failed")
+        message = _error_message(data)
+        if message is not None:
+            raise StartError(message or "start failed")
         raise StartError(f"the daemon exited before it was ready{self._see_log()}")
 
     def _read(self, timeout: float) -> tuple[bytes, bool]:
-        """Read until EOF or the deadline; returns what came after the PID line and whether EOF was seen."""
+        """Read until a whole answer, EOF or the deadline; returns what came after the PID line and
+        whether the daemon is done talking (an answer or EOF)."""
         deadline = time.monotonic() + timeout
         data = b""
         while True:
@@ -141,8 +153,12 @@ class Launcher:
             if not chunk:
                 return self._strip_pid(data), True
             data += chunk
+            answer = self._strip_pid(data)
+            if self.pid is not None and _complete(answer):
+                return answer, True
 
     def _strip_pid(self, data: bytes) -> bytes:
+        """``data`` without its PID line (remembering the PID)."""
         if data.startswith(_PID) and b"\n" in data:
             line, data = data.split(b"\n", 1)
             try:
@@ -160,12 +176,27 @@ class Launcher:
 
     def _reap(self) -> None:
         try:
-            os.waitpid(self.child, 0)  # the intermediate process python-daemon leaves behind
+            os.waitpid(self.child, 0)  # the session leader, which exited as soon as it forked the daemon
         except ChildProcessError:
             pass
 
     def _see_log(self) -> str:
         return f"; see {os.path.abspath(self.logfile)}" if self.logfile else ""
+
+
+def _error_message(data: bytes) -> Optional[str]:
+    """The message of a whole ``ERROR <length>`` answer (None if ``data`` is not one)."""
+    if not data.startswith(_ERROR) or b"\n" not in data:
+        return None
+    head, body = data[len(_ERROR):].split(b"\n", 1)
+    if not head.isdigit() or len(body) < int(head):
+        return None
+    return body[:int(head)].decode("utf-8", "replace")
+
+
+def _complete(answer: bytes) -> bool:
+    """True once ``answer`` holds the daemon's whole word: READY, or a whole error."""
+    return answer == _READY or _error_message(answer) is not None
 
 
 def open_descriptors() -> dict:
@@ -215,6 +246,12 @@ class Detacher:
         os.close(read_fd)
         readiness = PipeReadiness(write_fd)
         try:
+            # Our own setsid and second fork (python-daemon's would orphan its middle process
+            # as a zombie where PID 1 does not reap): this process, the session leader, exits
+            # at once and the launching command reaps it; the daemon is its child.
+            os.setsid()
+            if os.fork():
+                os._exit(0)
             stdio = {0, 1, 2, self.devnull.fileno()}
             preserved = set(keep) | {write_fd}
             readiness.closed_fds = [f"{fd} -> {target}" for fd, target in sorted(open_descriptors().items())
@@ -222,7 +259,7 @@ class Detacher:
             context = self.python_daemon.DaemonContext(
                 working_directory=os.getcwd(),
                 umask=self.umask if self.umask is not None else _current_umask(),
-                detach_process=True,
+                detach_process=False,  # done above
                 files_preserve=[write_fd, *keep],
                 prevent_core=False,
                 stdin=self.devnull,

@@ -29,6 +29,7 @@ import struct
 import time
 from typing import Optional
 
+from twistdlite.launch import forks
 from twistdlite.launch.errors import AlreadyRunning, LaunchError
 
 # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid.
@@ -70,21 +71,22 @@ def _read_pid(fd: int) -> Optional[int]:
 
 
 def _open(path: str, flags: int) -> int:
+    where = os.path.abspath(path)  # the run directory may not be where the command was typed
     try:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise LaunchError(f"pidfile {path} is a symbolic link; refusing to follow it") from None
+            raise LaunchError(f"pidfile {where} is a symbolic link; refusing to follow it") from None
         if exc.errno == errno.ENOENT:
-            raise LaunchError(f"cannot create pidfile {path}: directory does not exist") from None
-        raise LaunchError(f"cannot open pidfile {path}: {exc.strerror}") from None
+            raise LaunchError(f"cannot create pidfile {where}: directory does not exist") from None
+        raise LaunchError(f"cannot open pidfile {where}: {exc.strerror}") from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        raise LaunchError(f"pidfile {path} is not a regular file")
+        raise LaunchError(f"pidfile {where} is not a regular file")
     if info.st_nlink > 1:
         os.close(fd)
-        raise LaunchError(f"pidfile {path} has other hard links; refusing to use it")
+        raise LaunchError(f"pidfile {where} has other hard links; refusing to use it")
     return fd
 
 
@@ -149,6 +151,25 @@ def probe(path: str) -> PidStatus:
         os.close(fd)
 
 
+def _unlocking_twistd(content: bytes) -> Optional[int]:
+    """The PID in ``content`` if it is a live Twisted ``twistd``: the one pidfile owner that holds no lock.
+
+    Anything else an unlocked pidfile names (a reused PID, a zombie, garbage) is stale.
+    """
+    try:
+        pid = int(content.strip() or b"x")
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            if handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                return None
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")[:3]
+    except (ValueError, OSError, IndexError):
+        return None
+    if pid <= 0 or pid == os.getpid():
+        return None
+    return pid if any(os.path.basename(arg) == b"twistd" for arg in argv) else None
+
+
 class PidFile:
     """The pidfile of this run: :meth:`acquire` it, :meth:`write` the PID, :meth:`release` at exit."""
 
@@ -177,6 +198,11 @@ class PidFile:
                 break
             os.close(fd)
         old = os.pread(fd, 64, 0)
+        twistd = _unlocking_twistd(old)
+        if twistd is not None:
+            os.close(fd)  # neither emptied nor removed: it is that twistd's
+            raise AlreadyRunning(f"pidfile {os.path.abspath(self.path)} names PID {twistd}, a running twistd "
+                                 "(Twisted's, which does not lock its pidfile); refusing to replace it")
         if old.strip():
             self.stale = old.strip().decode("ascii", "replace")
             os.ftruncate(fd, 0)  # a losing start must never report the stale PID as ours
@@ -197,6 +223,7 @@ class PidFile:
         """Close this process's descriptor only: the lock stays with the daemon that shares it."""
         fd, self.fd = self.fd, None
         if fd is not None:
+            forks.forget(fd)
             os.close(fd)
 
     def discard_stale(self, pid: Optional[int], timeout: float = 1.0) -> None:
@@ -236,4 +263,5 @@ class PidFile:
         except OSError:
             pass
         finally:
+            forks.forget(fd)
             os.close(fd)

@@ -5,7 +5,10 @@
   gracefully and removes its pidfile), SIGHUP and SIGUSR1 are ignored.
 * :func:`deadline` bounds synchronous start-up code (``privilegedStartService``,
   the synchronous part of ``startService``) with ``SIGALRM``: when it
-  expires, :class:`StartDeadline` is raised in the code that overran.
+  expires, :class:`StartDeadline` is raised in the code that overran. The
+  synchronous part of ``stopService`` is bounded the same way
+  (:class:`StopDeadline`), and :func:`second_signal_interrupts` makes a
+  SIGTERM/SIGINT during it (the second of the run) cut it short.
 """
 
 from __future__ import annotations
@@ -57,18 +60,31 @@ class StartDeadline(BaseException):
         self.frame = frame
 
 
+class StopDeadline(StartDeadline):
+    """Raised into a synchronous ``stopService`` that overran ``--shutdown-timeout`` or was cut short.
+
+    ``forced`` is True when a second SIGTERM/SIGINT cut it short.
+    """
+
+    def __init__(self, frame: Optional[FrameType], forced: bool = False, signum: int = 0) -> None:
+        super().__init__(frame)
+        self.args = ("shutdown deadline exceeded" if not forced else "stopped at once by a second signal",)
+        self.forced = forced
+        self.signum = signum
+
+
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Raise :class:`StartDeadline` in the enclosed synchronous code once ``seconds`` have passed."""
+def deadline(seconds: float, exception: type = StartDeadline) -> Iterator[None]:
+    """Raise ``exception(frame)`` in the enclosed synchronous code once ``seconds`` have passed."""
     if seconds <= 0:
-        raise StartDeadline(None)
+        raise exception(None)
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach the main thread only: no deadline elsewhere
         return
 
     def expired(signum: int, frame: Optional[FrameType]) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        raise StartDeadline(frame)
+        raise exception(frame)
 
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -77,3 +93,25 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def second_signal_interrupts() -> Iterator[None]:
+    """While the enclosed synchronous code runs, SIGTERM/SIGINT raise :class:`StopDeadline` (forced) in it.
+
+    The event loop cannot run its handlers while a synchronous ``stopService``
+    blocks; this is how a second signal still stops the run at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        raise StopDeadline(frame, forced=True, signum=signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
