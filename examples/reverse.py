@@ -1,4 +1,10 @@
-"""The line-reversing server of the Twisted docs, with imports changed to twistdlite."""
+"""The line-reversing server of the Twisted docs, with imports changed to twistdlite.
+
+It listens on port 2323, as in the docs; set REVERSE_PORT to use another (0 picks a
+free one, which the "ReverserFactory starting on N" log line names).
+"""
+
+import os
 
 from twistdlite import basic, internet, protocol
 
@@ -24,4 +30,5 @@ class ReverserFactory(protocol.ServerFactory):
 
 class ReverserService(internet.TCPServer):
     def __init__(self):
-        internet.TCPServer.__init__(self, 2323, ReverserFactory())
+        port = int(os.environ.get("REVERSE_PORT", "2323"))
+        internet.TCPServer.__init__(self, port, ReverserFactory())

@@ -263,3 +263,45 @@ def test_keeps_reconnecting_to_a_server_that_comes_and_goes(loop):
         await service.stopService()
 
     run(main(), loop)
+
+
+@loop_param()
+def test_when_connected_and_connect_can_be_asked_before_the_loop_exists(loop):
+    # As in a .tac: Twisted returns a Deferred at any time; we return a Future-like that
+    # becomes a Future on the reactor's loop once the launcher has made it.
+    from netsupport import new_loop
+
+    reactor.uninstall()
+    reactor._when_running.clear()
+    port = reactor.listenTCP(0, protocol.Factory.forProtocol(Echo), interface="127.0.0.1")
+    endpoint = endpoints.TCP4ClientEndpoint("127.0.0.1", port.getHost().port)
+    service = internet.ClientService(endpoint, protocol.Factory.forProtocol(Hello))
+    waiter = service.whenConnected()
+    early = endpoint.connect(protocol.Factory.forProtocol(Hello))
+    cancelled = endpoint.connect(protocol.Factory.forProtocol(Hello))
+    assert not waiter.done() and not early.done()
+    assert cancelled.cancel() and cancelled.cancelled()  # stops that attempt before it begins
+    called = []
+    waiter.add_done_callback(called.append)
+
+    async def main():
+        service.startService()
+        proto = await asyncio.wait_for(waiter, 10)
+        assert isinstance(proto, Hello) and waiter.result() is proto
+        other = await asyncio.wait_for(early, 10)
+        assert isinstance(other, Hello) and other is not proto
+        await until(lambda: called == [waiter], what="the done callback, called with the waiter")
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        other.transport.loseConnection()
+        await service.stopService()
+        await port.stopListening()
+        await port.loseAllConnections()
+
+    event_loop = new_loop(loop)
+    reactor.install(event_loop)
+    try:
+        event_loop.run_until_complete(asyncio.wait_for(main(), 15))
+    finally:
+        reactor.uninstall()
+        event_loop.close()

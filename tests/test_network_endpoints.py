@@ -63,7 +63,18 @@ def test_client_strings_build_the_matching_endpoints(tmp_path):
     ("tcp:8080:bogus=1", "unknown parameter 'bogus' for tcp (known: port, interface, backlog)"),
     ("tcp:8080:backlog=-1", "backlog must not be negative, not '-1'"),
     ("tcp:8080:9090", "unexpected field '9090' (tcp takes port positional field)"),
-    ("tcp:port=1:interface=x:9", "a positional field comes after a name=value field"),
+    ("tcp:port=1:interface=x:9", "a positional field comes after a name=value field; if the value of "
+                                 "interface has colons in it, escape each one with a backslash: interface=x\\:9"),
+    ("tcp:80:interface=::1", "a positional field comes after a name=value field; if the value of "
+                             "interface has colons in it, escape each one with a backslash: interface=\\:\\:1"),
+    ("tcp:80:interface=fe80::1:backlog=5", "a positional field comes after a name=value field; if the value "
+                                           "of interface has colons in it, escape each one with a backslash: "
+                                           "interface=fe80\\:\\:1"),
+    ("tcp:\uff18\uff10", "the port must be a number from 0 to 65535, not '\uff18\uff10'"),
+    ("\uff18\uff10", "the port must be a number from 0 to 65535, not '\uff18\uff10'"),
+    ("tcp:+80", "the port must be a number from 0 to 65535, not '+80'"),
+    ("tcp:80:backlog=\u0665", "backlog must be a whole number, not '\u0665'"),
+    ("unix:/p.sock:mode=\uff16\uff16\uff10", "mode must be octal digits such as 660, not '\uff16\uff16\uff10'"),
     ("tcp:port=1:port=2", "'port' is given twice"),
     ("tcp:8080\\", "it ends with a lone backslash"),
     ("unix:", "unix needs address"),
@@ -93,12 +104,28 @@ def test_malformed_server_strings_are_clear_value_errors(description, reason, mo
     ("tcp:h:80:timeout=soon", "timeout must be a number, not 'soon'"),
     ("unix:timeout=1", "unix needs path"),
     ("udp:h:1", "unknown endpoint type 'udp' (known: tcp, tcp6, unix, ssl)"),
-    ("ssl:host=h:port=1:caCertsDir=/nonexistent", "CA certificate file '/nonexistent' does not exist"),
+    ("ssl:host=h:port=1:caCertsDir=/nonexistent",
+     "caCertsDir '/nonexistent' does not exist (it names a directory of CA certificates)"),
+    ("tcp:host=h:port=\uff18\uff10", "the port must be a number from 0 to 65535, not '\uff18\uff10'"),
+    ("tcp:h:80:timeout=\uff15", "timeout must be a number, not '\uff15'"),
+    ("tcp:h:80:timeout=nan", "timeout must be a number, not 'nan'"),
 ])
 def test_malformed_client_strings_are_clear_value_errors(description, reason):
     with pytest.raises(EndpointStringError) as info:
         endpoints.clientFromString(description)
     assert str(info.value) == f"bad client endpoint description {description!r}: {reason}"
+
+
+def test_escaped_colons_and_ascii_ports(tmp_path):
+    assert endpoints.serverFromString(r"tcp:8080:interface=\:\:1").interface == "::1"
+    assert endpoints.serverFromString("tcp: 8080 ").port == 8080  # spaces around the digits, as int() allows
+    cert_file = tmp_path / "ca.pem"
+    cert_file.write_text("")
+    with pytest.raises(EndpointStringError) as info:
+        endpoints.clientFromString(f"ssl:host=h:port=1:caCertsDir={cert_file}")
+    assert str(info.value).endswith(f"caCertsDir '{cert_file}' is not a directory "
+                                    "(it names a directory of CA certificates)")
+    assert "file" not in str(info.value).split(": ", 1)[1].replace(str(cert_file), "")
 
 
 def test_endpoint_classes_accept_or_omit_the_reactor():

@@ -118,6 +118,38 @@ def test_default_context_factory_pickles_without_its_context(tls):
 
 
 @loop_param()
+def test_a_server_restored_from_a_tap_reads_its_key_when_it_binds(loop, tls):
+    # A .tap keeps the file names, not the context: the key must be read in
+    # privilegedStartService (as root, say), not in startService (after the drop to -u).
+    key, cert = tls
+    saved = pickle.dumps(internet.SSLServer(0, echo_factory(), DefaultOpenSSLContextFactory(str(key), str(cert)),
+                                            interface="127.0.0.1"))
+    restored = pickle.loads(saved)
+
+    async def main():
+        restored.privilegedStartService()
+        os.rename(key, f"{key}.away")  # from here on the key cannot be read
+        try:
+            await restored.startService()
+            assert await tls_roundtrip(restored.getHost().port, cert) == b"secret"
+        finally:
+            os.rename(f"{key}.away", key)
+            await restored.stopService()
+
+    run(main(), loop)
+
+
+def test_an_unusable_tls_context_fails_the_bind_and_binds_nothing(tls):
+    key, cert = tls
+    restored = pickle.loads(pickle.dumps(internet.SSLServer(0, echo_factory(),
+                                                            DefaultOpenSSLContextFactory(str(key), str(cert)))))
+    os.remove(key)
+    with pytest.raises(TLSConfigError, match="does not exist"):
+        restored.privilegedStartService()
+    assert restored._getPort().socket is None
+
+
+@loop_param()
 def test_a_client_sending_garbage_does_not_stop_the_server(loop, tls):
     key, cert = tls
 

@@ -162,8 +162,10 @@ def test_a_failing_start_protocol_fails_the_start_and_closes_the_socket(loop):
     async def main():
         service = internet.MulticastServer(0, BadStart())
         service.privilegedStartService()
+        port = service._getPort()
         with pytest.raises(MulticastJoinError):
             await service.startService()
-        assert service._port.socket is None and service._port.transport is None
+        assert port.socket is None and port.transport is None
+        assert service._getPort() is None  # released: a new start binds afresh
 
     run(main(), loop)

@@ -104,6 +104,51 @@ def test_a_live_socket_refuses_and_is_left_alone(tmp_path):
         live.close()
 
 
+def test_a_failed_bind_after_a_unix_server_removes_its_socket_file(tmp_path):
+    from twistdlite import service
+
+    path = tmp_path / "first.sock"
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    application = service.Application("partial")
+    internet.UNIXServer(str(path), echo_factory(), wantPID=True).setServiceParent(application)
+    internet.UNIXDatagramServer(str(tmp_path / "dgram.sock"), protocol.DatagramProtocol()).setServiceParent(
+        application)
+    internet.TCPServer(busy.getsockname()[1], echo_factory(), interface="127.0.0.1").setServiceParent(application)
+    try:
+        with pytest.raises(CannotListenError):
+            application.privilegedStartService()
+    finally:
+        busy.close()
+    assert os.listdir(tmp_path) == []  # both socket files and the .lock are gone
+    assert [child._getPort() for child in list(application)[:2]] == [None, None]  # sockets closed
+    internet.UNIXServer(str(path), echo_factory()).privilegedStartService()  # and the path is free
+
+
+@loop_param()
+def test_a_unix_server_whose_start_fails_removes_its_socket_file(loop, tmp_path):
+    class Refusing(protocol.Factory):
+        protocol = Echo
+
+        def startFactory(self):
+            raise RuntimeError("no start today")
+
+    path = tmp_path / "refusing.sock"
+    server = internet.UNIXServer(str(path), Refusing())
+
+    async def main():
+        server.privilegedStartService()
+        assert path.exists()
+        with pytest.raises(RuntimeError, match="no start today"):
+            await server.startService()
+        assert not path.exists()
+        with pytest.raises(OSError):
+            await asyncio.open_unix_connection(str(path))
+
+    run(main(), loop)
+
+
 def test_a_file_that_is_not_a_socket_is_never_removed(tmp_path):
     path = tmp_path / "precious.txt"
     path.write_text("keep me")

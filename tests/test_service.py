@@ -304,6 +304,67 @@ def test_a_failing_stop_still_stops_every_sibling_then_raises():
     assert not any(child.running for child in parent) and not parent.running
 
 
+class Binder(Recorder):
+    """A service that binds something in privilegedStartService and records its release."""
+
+    def __init__(self, name: str, log: list, fail_privileged: bool = False, **kwargs) -> None:
+        super().__init__(name, log, **kwargs)
+        self.fail_privileged = fail_privileged
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        if self.fail_privileged:
+            raise OSError(f"{self.name} cannot bind")
+
+    def _releasePrivileged(self) -> None:
+        self.log.append(("release", self.name))
+
+
+def test_a_failing_privileged_start_releases_the_earlier_children_in_reverse_order():
+    log: list = []
+    inner = tree(log, Binder("b1", log), Binder("b2", log), Binder("b3", log, fail_privileged=True))
+    outer = tree(log, Binder("a", log), Recorder("plain", log), inner, Binder("c", log))
+    with pytest.raises(OSError, match="b3 cannot bind"):
+        outer.privilegedStartService()
+    assert log == [("privileged", "a"), ("privileged", "plain"), ("privileged", "b1"), ("privileged", "b2"),
+                   ("privileged", "b3"), ("release", "b2"), ("release", "b1"), ("release", "a")]
+    assert not outer.running
+
+
+def test_release_privileged_releases_a_whole_tree_and_skips_what_has_no_hook():
+    log: list = []
+    inner = tree(log, Binder("b1", log), Binder("b2", log))
+    outer = tree(log, Binder("a", log), inner, Binder("c", log))
+    service.release_privileged(outer)
+    assert log == [("release", "c"), ("release", "b2"), ("release", "b1"), ("release", "a")]
+    service.release_privileged(object())  # not a service with the hook: nothing to do
+
+
+def test_a_failing_start_releases_the_children_after_it_that_never_started():
+    log: list = []
+    parent = tree(log, Binder("a", log), Binder("b", log, fail_start=True), Binder("c", log), Binder("d", log))
+    with pytest.raises(ValueError, match="b cannot start"):
+        parent.startService()
+    assert log == [("start", "a"), ("start", "b"), ("release", "d"), ("release", "c"), ("stop", "a")]
+
+
+def test_a_failing_awaitable_start_releases_the_children_after_it_too():
+    log: list = []
+
+    class AsyncBinder(AsyncRecorder, Binder):
+        pass
+
+    parent = tree(log, AsyncBinder("a", log), AsyncBinder("b", log, fail_start=True), Binder("c", log))
+
+    async def main() -> None:
+        with pytest.raises(ValueError, match="b cannot start"):
+            await parent.startService()
+
+    asyncio.run(main())
+    assert log == [("start-begin", "a"), ("start-end", "a"), ("start-begin", "b"), ("start-end", "b"),
+                   ("release", "c"), ("stop-begin", "a"), ("stop-end", "a")]
+
+
 # -- awaitable starts and stops -------------------------------------------------------------------
 
 def test_an_awaitable_start_is_awaited_before_the_next_sibling_starts():

@@ -153,15 +153,17 @@ class ClientService(Service):
             self._stop_factory(was_running)
 
     def whenConnected(self, failAfterFailures: Optional[int] = None) -> Any:
-        """An awaitable (asyncio Future) of the connected protocol.
+        """An awaitable (asyncio Future) of the connected protocol; callable at any time.
 
         It completes at once when connected. With ``failAfterFailures=N`` it
         fails with the last connection error after N more failed attempts; it
-        is cancelled when the service stops.
+        is cancelled when the service stops. Asked before the event loop
+        exists (in a ``.tac``), it is a Future-like object that becomes a
+        Future on the loop once the loop exists.
         """
-        from twistdlite import reactor
+        from twistdlite._aio import reactor_future
 
-        future = reactor.getLoop().create_future()
+        future = reactor_future()
         if self._proto is not None:
             future.set_result(self._proto)
         elif self._stopped:
@@ -187,6 +189,13 @@ class ClientService(Service):
         self._retry = None
         if not self.running:
             return
+        from twistdlite._aio import _reactor_loop
+
+        if _reactor_loop() is None:  # started before the loop exists: connect once it runs
+            from twistdlite import reactor
+
+            reactor.callWhenRunning(self._connect_once_running)
+            return
         import asyncio
 
         try:
@@ -196,6 +205,10 @@ class ClientService(Service):
             return
         self._attempt = attempt
         attempt.add_done_callback(self._attempt_done)
+
+    def _connect_once_running(self) -> None:
+        if self._attempt is None and self._retry is None and self._proto is None:
+            self._connect()
 
     def _attempt_done(self, attempt: Any) -> None:
         if attempt is not self._attempt:

@@ -211,7 +211,13 @@ class TCPPort(StreamPort):
 
 
 class SSLPort(TCPPort):
-    """A listening TLS port: ``contextFactory`` is an ``ssl.SSLContext`` or has ``getContext()``."""
+    """A listening TLS port: ``contextFactory`` is an ``ssl.SSLContext`` or has ``getContext()``.
+
+    The context is built when the port binds, before the socket is made: a
+    service binds in ``privilegedStartService``, so a key only the launching
+    user can read is read before privileges are dropped (also when the
+    context factory comes back from a ``.tap`` without its context).
+    """
 
     kind = "TCP"
 
@@ -219,11 +225,20 @@ class SSLPort(TCPPort):
                  interface: str = "") -> None:
         super().__init__(port, factory, backlog, interface)
         self.contextFactory = contextFactory
+        self._context: Any = None
+
+    def bind(self) -> None:
+        """Build the TLS context (``TLSConfigError`` if it cannot be), then bind as a TCP port does."""
+        if self.socket is not None:
+            return
+        if self._context is None:
+            from twistdlite.ssl import server_context
+
+            self._context = server_context(self.contextFactory)
+        super().bind()
 
     def _server_options(self) -> dict:
-        from twistdlite.ssl import server_context
-
-        return {"ssl": server_context(self.contextFactory)}
+        return {"ssl": self._context}  # start() binds first, so the context is built
 
 
 class UNIXPort(StreamPort):

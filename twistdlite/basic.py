@@ -211,8 +211,12 @@ class NetstringReceiver(Protocol):
 
     MAX_LENGTH = 99999
     brokenPeer = 0
-    _buffer = b""
-    _expected: Optional[int] = None  # payload length of the netstring being read
+    _buffer = b""  # received, not yet parsed from _pos on
+    _pos = 0
+    _busyReceiving = False
+    _need = 0  # bytes from _pos the netstring being read needs in all (0: not known yet)
+    _pending: Optional[list] = None  # chunks of that netstring, joined once they are enough
+    _pendingSize = 0
 
     def stringReceived(self, string: bytes) -> None:
         """Called with each payload; override it."""
@@ -223,43 +227,79 @@ class NetstringReceiver(Protocol):
         self.transport.writeSequence((b"%d:" % len(string), string, b","))
 
     def dataReceived(self, data: bytes) -> None:
-        """Parse netstrings out of the data; drop the connection on a malformed one."""
-        self._buffer += data
+        """Parse netstrings out of the data; drop the connection on a malformed one.
+
+        The data is parsed with an offset and each payload sliced out once, and
+        the chunks of a long netstring are joined only once it is complete, so
+        the work is linear in what arrives however it is split.
+        """
+        if self.brokenPeer:
+            return
+        if self._busyReceiving:  # called from stringReceived: parsed when it returns
+            self._buffer += data
+            return
+        if self._need:
+            have = len(self._buffer) - self._pos + self._pendingSize + len(data)
+            if have < self._need:
+                if self._pending is None:
+                    self._pending = []
+                self._pending.append(data)
+                self._pendingSize += len(data)
+                return
+        if self._pending:
+            buffer = b"".join([self._buffer[self._pos:], *self._pending, data])
+            self._pending = None
+            self._pendingSize = 0
+        elif self._pos:
+            buffer = self._buffer[self._pos:] + data
+        elif self._buffer:
+            buffer = self._buffer + data
+        else:
+            buffer = data
+        self._buffer = buffer
+        self._pos = 0
+        self._need = 0
+        self._busyReceiving = True
         try:
-            while self._buffer and not self.brokenPeer:
-                if self.transport is not None and self.transport.disconnecting:
-                    return
-                if self._expected is None:
-                    if not self._read_length():
-                        return
-                size = self._expected
-                assert size is not None
-                if len(self._buffer) < size + 1:
-                    return
-                if self._buffer[size:size + 1] != b",":
-                    raise NetstringParseError("missing the trailing comma")
-                payload = self._buffer[:size]
-                self._buffer = self._buffer[size + 1:]
-                self._expected = None
-                self.stringReceived(payload)
+            self._parse()
         except NetstringParseError as exc:
             self._handle_parse_error(exc)
+        finally:
+            self._busyReceiving = False
+            if self._pos:
+                self._buffer = self._buffer[self._pos:]
+                self._pos = 0
 
-    def _read_length(self) -> bool:
-        colon = self._buffer.find(b":", 0, len(str(self.MAX_LENGTH)) + 2)
-        if colon < 0:
-            if len(self._buffer) > len(str(self.MAX_LENGTH)) or not self._buffer.isdigit():
-                raise NetstringParseError("bad length prefix")
-            return False
-        digits = self._buffer[:colon]
-        if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0"):
-            raise NetstringParseError(f"bad length prefix {digits[:20]!r}")
-        size = int(digits)
-        if size > self.MAX_LENGTH:
-            raise NetstringParseError(f"netstring of {size} bytes is over MAX_LENGTH {self.MAX_LENGTH}")
-        self._expected = size
-        self._buffer = self._buffer[colon + 1:]
-        return True
+    def _parse(self) -> None:
+        """Hand on every complete netstring from ``_pos``; note how much the next one needs."""
+        while not self.brokenPeer:
+            buffer = self._buffer  # stringReceived may have added to it
+            pos = self._pos
+            if pos >= len(buffer):
+                return
+            if self.transport is not None and self.transport.disconnecting:
+                return
+            digits_max = len(str(self.MAX_LENGTH))
+            colon = buffer.find(b":", pos, pos + digits_max + 2)
+            if colon < 0:
+                if len(buffer) - pos > digits_max or not buffer[pos:].isdigit():
+                    raise NetstringParseError("bad length prefix")
+                return
+            digits = buffer[pos:colon]
+            if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0"):
+                raise NetstringParseError(f"bad length prefix {digits[:20]!r}")
+            size = int(digits)
+            if size > self.MAX_LENGTH:
+                raise NetstringParseError(f"netstring of {size} bytes is over MAX_LENGTH {self.MAX_LENGTH}")
+            start = colon + 1
+            end = start + size
+            if len(buffer) <= end:
+                self._need = end + 1 - pos
+                return
+            if buffer[end] != 0x2C:  # b","
+                raise NetstringParseError("missing the trailing comma")
+            self._pos = end + 1
+            self.stringReceived(buffer[start:end])
 
     def _handle_parse_error(self, exc: NetstringParseError) -> None:
         import logging
@@ -267,6 +307,10 @@ class NetstringReceiver(Protocol):
         logging.getLogger("twistdlite").info("Dropping a connection that sent a bad netstring: %s", exc)
         self.brokenPeer = 1
         self._buffer = b""
+        self._pos = 0
+        self._need = 0
+        self._pending = None
+        self._pendingSize = 0
         if self.transport is not None:
             self.transport.loseConnection()
 

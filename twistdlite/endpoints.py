@@ -102,10 +102,14 @@ def _listening(port: Any) -> Any:
 
 
 def _connecting(connector: Any) -> Any:
-    """Start ``connector`` with its outcome going to a Future (cancel it to stop connecting)."""
-    from twistdlite import reactor
+    """Start ``connector`` with its outcome going to a Future (cancel it to stop connecting).
 
-    future = reactor.getLoop().create_future()
+    Before the event loop exists the Future is a :class:`twistdlite._aio.LateFuture`
+    and the attempt begins once the loop runs.
+    """
+    from twistdlite._aio import reactor_future
+
+    future = reactor_future()
     connector.outcome = future
 
     def cancelled(done: Any) -> None:
@@ -318,7 +322,8 @@ def _tokens(description: str) -> tuple[list, dict]:
     fields.append(current)
     args: list = []
     kwargs: dict = {}
-    for field in fields:
+    last_name = ""
+    for index, field in enumerate(fields):
         plain = [marker for marker, _ in field]
         if "=" in plain:
             split = plain.index("=")
@@ -329,38 +334,64 @@ def _tokens(description: str) -> tuple[list, dict]:
             if name in kwargs:
                 raise ValueError(f"{name!r} is given twice")
             kwargs[name] = value
+            last_name = name
         else:
             if kwargs:
-                raise ValueError("a positional field comes after a name=value field")
+                raise ValueError("a positional field comes after a name=value field"
+                                 + _colon_hint(last_name, kwargs[last_name], fields[index:]))
             args.append("".join(char for _, char in field))
     return args, kwargs
 
 
+def _colon_hint(name: str, value: str, rest: list) -> str:
+    """The hint for ``name=value`` followed by positional fields: a value with colons (``::1``) needs ``\\:``."""
+    parts = [value]
+    for field in rest:
+        if "=" in [marker for marker, _ in field]:
+            break
+        parts.append("".join(char for _, char in field))
+    escaped = "\\:".join(part.replace("\\", "\\\\") for part in parts)
+    return f"; if the value of {name} has colons in it, escape each one with a backslash: {name}={escaped}"
+
+
+def _ascii_digits(value: Any) -> bool:
+    """True for a string of ASCII digits 0-9 (``int()`` also takes other scripts' digits, such as "８０")."""
+    return isinstance(value, str) and value.isascii() and value.isdigit()
+
+
 def _port_number(value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the port must be a number from 0 to 65535, not {value!r}") from None
-    if not 0 <= number <= 65535:
+    text = value.strip() if isinstance(value, str) else value
+    if not _ascii_digits(text) or not 0 <= int(text) <= 65535:
         raise ValueError(f"the port must be a number from 0 to 65535, not {value!r}")
-    return number
+    return int(text)
 
 
 def _positive_int(name: str, value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        text = value.strip() if isinstance(value, str) else value
+        if isinstance(text, str) and text.startswith("-") and _ascii_digits(text[1:]):
+            raise ValueError(f"{name} must not be negative, not {value!r}")
+        if not _ascii_digits(text):
+            raise ValueError(f"{name} must be a whole number, not {value!r}")
+        number = int(text)
     if number < 0:
         raise ValueError(f"{name} must not be negative, not {value!r}")
     return number
 
 
 def _number(name: str, value: Any) -> float:
+    import math
+
+    if isinstance(value, str) and not value.isascii():
+        raise ValueError(f"{name} must be a number, not {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, not {value!r}") from None
+    if math.isnan(number):
+        raise ValueError(f"{name} must be a number, not {value!r}")
     if number < 0:
         raise ValueError(f"{name} must not be negative, not {value!r}")
     return number
@@ -374,6 +405,8 @@ def _flag(name: str, value: Any) -> bool:
 
 def _mode(value: Any) -> int:
     try:
+        if not value.isascii():
+            raise ValueError(value)
         mode = int(value, 8)
     except (TypeError, ValueError):
         raise ValueError(f"mode must be octal digits such as 660, not {value!r}") from None
@@ -515,6 +548,10 @@ def _client_ssl(args: list, kwargs: dict) -> Any:
     from twistdlite.ssl import ClientContextFactory, TLSConfigError, optionsForClientTLS
 
     hostname = values.get("hostname")
+    ca_dir = values.get("caCertsDir")
+    if ca_dir is not None and not os.path.isdir(ca_dir):
+        what = "is not a directory" if os.path.exists(ca_dir) else "does not exist"
+        raise ValueError(f"caCertsDir {ca_dir!r} {what} (it names a directory of CA certificates)")
     try:
         if hostname is not None or "caCertsDir" in values or "certKey" in values:
             context: Any = optionsForClientTLS(hostname, values.get("caCertsDir"), values.get("certKey"),

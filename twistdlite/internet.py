@@ -63,12 +63,29 @@ class _PortService(Service):
             self._port = self._make_port()
         self._port.bind()
 
+    def _releasePrivileged(self) -> None:
+        """After a failed start: close the bound socket and remove its UNIX socket file (no loop needed)."""
+        port, self._port = self._port, None
+        if port is not None:
+            port.stopListening()
+
     def startService(self) -> Any:
-        """Start serving; returns an awaitable the runner awaits."""
+        """Start serving; returns an awaitable the runner awaits.
+
+        If the start fails, the socket is closed again (and a UNIX socket file removed).
+        """
         Service.startService(self)
         if self._port is None:
             self._port = self._make_port()
-        return self._port.start()
+        return self._start_port(self._port)
+
+    async def _start_port(self, port: Any) -> None:
+        try:
+            await port.start()
+        except BaseException:
+            if self._port is port:
+                self._releasePrivileged()
+            raise
 
     def stopService(self) -> Any:
         """Stop listening and close this service's connections; returns an awaitable."""

@@ -19,6 +19,7 @@ __all__ = [
     "MultiService",
     "Application",
     "maybe_await",
+    "release_privileged",
 ]
 
 _MISSING = object()
@@ -138,6 +139,31 @@ def _raise_first(errors: list) -> None:
     raise errors[0]
 
 
+def release_privileged(service: Any) -> None:
+    """Undo ``service``'s ``privilegedStartService`` after a start that failed before ``startService``.
+
+    Closes the sockets the service (or, for a collection, each child, in
+    reverse order) bound and removes the UNIX socket files it created. A
+    service without the ``_releasePrivileged`` hook has nothing to release.
+    Errors are logged, not raised: the failure that led here is the one to report.
+    """
+    release = getattr(service, "_releasePrivileged", None)
+    if release is None:
+        return
+    try:
+        release()
+    except Exception:
+        import logging
+
+        logging.getLogger("twistdlite").exception("Error releasing %r after a failed start", service)
+
+
+def _release_all(children: list) -> None:
+    """:func:`release_privileged` each of ``children``, last first."""
+    for child in reversed(children):
+        release_privileged(child)
+
+
 async def maybe_await(result: Any) -> Any:
     """Await ``result`` if it is awaitable, else return it."""
     if _isawaitable(result):
@@ -185,6 +211,9 @@ class Service:
     def privilegedStartService(self) -> None:
         """Nothing to do with privileges by default."""
 
+    def _releasePrivileged(self) -> None:
+        """Undo ``privilegedStartService`` after a failed start (nothing to undo by default)."""
+
     def startService(self) -> Optional[Awaitable[Any]]:
         """Mark the service running."""
         self.running = True
@@ -209,17 +238,32 @@ class MultiService(Service):
         self.parent = None
 
     def privilegedStartService(self) -> None:
-        """Call ``privilegedStartService`` on every child, in order."""
+        """Call ``privilegedStartService`` on every child, in order.
+
+        If a child fails, the children before it are released again, in
+        reverse order (their sockets closed, their UNIX socket files removed;
+        the failing child cleans up after itself), then the error propagates.
+        """
         Service.privilegedStartService(self)
-        for child in self:
-            child.privilegedStartService()
+        children = list(self)
+        for index, child in enumerate(children):
+            try:
+                child.privilegedStartService()
+            except BaseException:
+                _release_all(children[:index])
+                raise
+
+    def _releasePrivileged(self) -> None:
+        """Release every child's privileged start-up, in reverse order."""
+        _release_all(list(self))
 
     def startService(self) -> Optional[Awaitable[Any]]:
         """Start the children in order, awaiting any that returns an awaitable.
 
-        If a child fails to start, the children already started are stopped
-        again in reverse order, the collection is marked stopped, and the
-        error propagates.
+        If a child fails to start, what the children after it got from
+        ``privilegedStartService`` (bound sockets, UNIX socket files) is
+        released, the children already started are stopped again in reverse
+        order, the collection is marked stopped, and the error propagates.
         """
         Service.startService(self)
         children = list(self)
@@ -227,6 +271,7 @@ class MultiService(Service):
             try:
                 result = child.startService()
             except BaseException:
+                _release_all(children[index + 1:])
                 self._unwind(children[:index])
                 raise
             if _isawaitable(result):
@@ -240,6 +285,7 @@ class MultiService(Service):
             for started in range(index + 1, len(children)):
                 await maybe_await(children[started].startService())
         except BaseException:
+            _release_all(children[started + 1:])
             await self._unwind_async(children[:started])
             raise
 

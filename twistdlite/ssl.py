@@ -7,7 +7,8 @@ Wherever a ``contextFactory`` is asked for (``SSLServer``, ``listenSSL``,
 :class:`DefaultOpenSSLContextFactory` loads a private key and certificate
 when it is made, so a missing, unreadable or mismatched pair fails at once
 with a :class:`TLSConfigError` naming the files; it pickles without its
-context (which is rebuilt from the files on first use).
+context, which is rebuilt from the files on first use: for a server, when its
+port binds, in ``privilegedStartService``, before privileges are dropped.
 """
 
 from __future__ import annotations

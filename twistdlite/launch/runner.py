@@ -292,7 +292,7 @@ class Serving:
     async def _start(self, service: Any) -> None:
         """privilegedStartService, drop privileges, startService: all within --start-timeout."""
         from twistdlite.launch import stacks
-        from twistdlite.service import maybe_await
+        from twistdlite.service import maybe_await, release_privileged
 
         loop = asyncio.get_running_loop()
         timeout = self.options.start_timeout
@@ -302,7 +302,11 @@ class Serving:
         try:
             with signals.deadline(timeout):
                 service.privilegedStartService()
-                privileges.drop(self.uid, self.gid, self.options.euid)
+                try:
+                    privileges.drop(self.uid, self.gid, self.options.euid)
+                except BaseException:
+                    release_privileged(service)  # close the bound ports, remove UNIX socket files
+                    raise
                 result = service.startService()
         except signals.StartDeadline as exc:
             raise StartError(self._start_timed_out(stacks.service_in_frame(exc.frame))) from None
