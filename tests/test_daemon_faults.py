@@ -16,8 +16,9 @@ import time
 import pytest
 
 from daemon_helpers import Daemons, adopted, launch, popen, wait_no_daemon
-from support import (LineReader, is_gone, listening_port, read_pid, wait_for_file_text, wait_gone,
-                     wait_until)
+from daemon_helpers import open_fds
+from support import (LineReader, is_gone, kill_hard, listening_port, read_pid, wait_for_file_text, wait_gone,
+                     wait_status, wait_until)
 
 
 @pytest.fixture
@@ -121,12 +122,59 @@ def test_a_stop_that_hangs_is_bounded_and_names_the_service(tmp_path, daemons):
     assert done.returncode == 0, done.stderr
     pid = daemons.track(read_pid(tmp_path / "twistd.pid"))
     os.kill(pid, signal.SIGTERM)
-    wait_gone(pid)
+    assert wait_status(pid) == 1
     assert not (tmp_path / "twistd.pid").exists()
     log = log_of(tmp_path)
     assert ("Stopping the application took longer than 0.5 s (still waiting for <HangsStopping 'stuck'> "
             "(at daemontest/stuck)); exiting anyway.") in log
     assert "stopped b" in log
+
+
+def test_a_stop_that_blocks_synchronously_is_bounded_too(tmp_path, daemons):
+    done = launch(["-o", "--shutdown-timeout", "0.5"], tmp_path, "record:a,sync_hangs_stopping:blocked")
+    assert done.returncode == 0, done.stderr
+    pid = daemons.track(read_pid(tmp_path / "twistd.pid"))
+    os.kill(pid, signal.SIGTERM)
+    assert wait_status(pid, timeout=15) == 1
+    assert not (tmp_path / "twistd.pid").exists()
+    log = log_of(tmp_path)
+    assert ("Stopping the application took longer than 0.5 s (still waiting for <SyncHangsStopping 'blocked'> "
+            "(at daemontest/blocked)); exiting anyway.") in log
+    assert "Server Shut Down." in log
+
+
+def test_a_second_signal_cuts_a_blocking_stop_short(tmp_path, daemons):
+    done = launch(["-o"], tmp_path, "record:a,sync_hangs_stopping:blocked")
+    assert done.returncode == 0, done.stderr
+    pid = daemons.track(read_pid(tmp_path / "twistd.pid"))
+    os.kill(pid, signal.SIGTERM)
+    wait_for_file_text(tmp_path / "twistd.log", "blocking in stopService")
+    os.kill(pid, signal.SIGINT)
+    assert wait_status(pid, timeout=15) == 1
+    assert not (tmp_path / "twistd.pid").exists()
+    log = log_of(tmp_path)
+    assert log.count("Received SIGINT again, stopping at once.") == 1
+    assert "Server Shut Down." in log
+
+
+def test_a_worker_a_service_forks_keeps_neither_the_pipe_nor_the_pidfile_lock(tmp_path, daemons):
+    """The launching command returns at READY although the worker lives on; the lock dies with the daemon."""
+    began = time.monotonic()
+    done = launch(["-o"], tmp_path, "forks,record:a,listener:0")
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - began < 15
+    pid = daemons.track(read_pid(tmp_path / "twistd.pid"))
+    worker = daemons.track(int((tmp_path / "worker.pid").read_text()))
+    try:
+        targets = open_fds(worker).values()
+        assert str(tmp_path / "twistd.pid") not in targets
+        assert not is_gone(worker)
+        os.kill(pid, signal.SIGKILL)  # the daemon dies; its worker lives on
+        wait_gone(pid)
+        status = launch(["status"], tmp_path, tac=False)
+        assert status.returncode == 1, status.stdout  # dead, pidfile left: not "running"
+    finally:
+        kill_hard(worker)
 
 
 def test_a_stop_that_hangs_exits_non_zero_in_the_foreground(tmp_path):
@@ -154,7 +202,7 @@ def test_a_second_signal_during_shutdown_stops_at_once(tmp_path, daemons, second
     wait_for_file_text(tmp_path / "twistd.log", "slow stop begins")
     began = time.monotonic()
     os.kill(pid, second)
-    wait_gone(pid)
+    assert wait_status(pid) == 1
     assert time.monotonic() - began < 10
     assert not (tmp_path / "twistd.pid").exists()
     log = log_of(tmp_path)
@@ -199,6 +247,30 @@ def test_a_pidfile_naming_a_live_unrelated_process_is_stale(tmp_path, daemons, w
         if zombie is not None:
             zombie.wait()
     assert not is_gone(os.getpid())
+
+
+def test_a_pidfile_of_a_running_twisted_twistd_is_left_alone(tmp_path):
+    """Twisted's twistd holds no lock on its pidfile: its live PID there refuses the start, untouched."""
+    fake = tmp_path / "bin" / "twistd"
+    fake.parent.mkdir()
+    fake.write_text("import time\ntime.sleep(60)\n")
+    twistd = subprocess.Popen([sys.executable, str(fake), "-y", "app.tac"])
+    try:
+        (tmp_path / "twistd.pid").write_text(f"{twistd.pid}")
+        done = launch(["-o"], tmp_path)
+        assert done.returncode == 1
+        assert done.stderr == (f"twistdlite: error: pidfile {tmp_path / 'twistd.pid'} names PID {twistd.pid}, a "
+                               "running twistd (Twisted's, which does not lock its pidfile); refusing to replace it\n")
+        assert (tmp_path / "twistd.pid").read_text() == f"{twistd.pid}"
+        assert sorted(os.listdir(tmp_path)) == ["bin", "twistd.pid"]
+    finally:
+        twistd.kill()
+        twistd.wait()
+    done = launch(["-o"], tmp_path)  # once that twistd is gone, its pidfile is stale like any other
+    assert done.returncode == 0, done.stderr
+    pid = read_pid(tmp_path / "twistd.pid")
+    os.kill(pid, signal.SIGTERM)
+    assert wait_status(pid) == 0
 
 
 def test_a_live_daemon_refuses_a_second_start(tmp_path, daemons):
@@ -271,7 +343,7 @@ def test_a_symlink_at_the_pidfile_path(tmp_path):
     (tmp_path / "twistd.pid").symlink_to(target)
     done = launch(["-o"], tmp_path)
     assert done.returncode == 1
-    assert done.stderr == "twistdlite: error: pidfile twistd.pid is a symbolic link; refusing to follow it\n"
+    assert done.stderr == f"twistdlite: error: pidfile {tmp_path}/twistd.pid is a symbolic link; refusing to follow it\n"
     assert target.read_text() == "keep me\n"
     assert sorted(os.listdir(tmp_path)) == ["precious", "twistd.pid"]
 

@@ -17,7 +17,7 @@ import sys
 from typing import Any, Optional
 
 import twistdlite
-from twistdlite.launch import daemon, loader, logsetup, privileges, signals
+from twistdlite.launch import daemon, forks, loader, logsetup, privileges, signals
 from twistdlite.launch.errors import LaunchError, StartError
 from twistdlite.launch.options import Options
 from twistdlite.launch.pidfile import PidFile
@@ -65,6 +65,8 @@ def run(options: Options) -> int:
                     raise
                 return 0
             readiness = side
+        # A worker a service forks must not keep the pidfile's lock or the readiness pipe.
+        forks.close_in_children(pidfile.fd if pidfile is not None else None, getattr(readiness, "fd", None))
         signals.catch_early()
         try:
             if pidfile is not None:                                       # 4
@@ -224,10 +226,9 @@ class Serving:
             log.info("Received %s, shutting down.", name)
             self.stop_reason = name
             self.request_stop()
-        else:
+        elif self.forced is not None and not self.forced.is_set():
             log.warning("Received %s again, stopping at once.", name)
-            if self.forced is not None:
-                self.forced.set()
+            self.forced.set()
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for signum in signals.STOP_SIGNALS:
@@ -362,6 +363,21 @@ class Serving:
         if pending:
             await self._bounded(asyncio.ensure_future(asyncio.wait(pending)), "stopping the started services")
 
+    def _stop_cut_short(self, exc: "signals.StopDeadline") -> str:
+        """Log a synchronous stop that overran or met a second signal; "timeout" or "forced"."""
+        from twistdlite.launch import stacks
+
+        hung = stacks.service_in_frame(exc.frame)
+        if exc.forced:
+            self.signals += 1
+            log.warning("Received %s again, stopping at once.", signal.Signals(exc.signum).name)
+            self.forced.set()
+            return "forced"
+        still = f" (still waiting for {stacks.describe(hung)})" if hung is not None else ""
+        log.error("Stopping the application took longer than %g s%s; exiting anyway.",
+                  self.options.shutdown_timeout, still)
+        return "timeout"
+
     async def _stop(self, service: Any) -> int:
         """stopService (bounded; a second signal cuts it short), then save the .tap; the exit status."""
         from twistdlite.service import maybe_await
@@ -369,7 +385,12 @@ class Serving:
         code = 0
         outcome = "done"
         try:
-            result = service.stopService()
+            with signals.deadline(self.options.shutdown_timeout, signals.StopDeadline), \
+                    signals.second_signal_interrupts():
+                result = service.stopService()
+        except signals.StopDeadline as exc:  # a stopService that blocked: bounded like an awaited one
+            result, code = None, 1
+            outcome = self._stop_cut_short(exc)
         except Exception:
             log.exception("Error while stopping the application")
             result, code = None, 1
