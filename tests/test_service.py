@@ -128,6 +128,63 @@ def test_duplicate_names_are_refused_and_the_failed_child_stays_unparented():
     assert list(parent) == [first]
 
 
+def test_a_child_that_cannot_start_in_a_running_parent_is_not_added():
+    log: list = []
+    parent = MultiService()
+    parent.startService()
+    bad = Recorder("bad", log, fail_start=True)
+    with pytest.raises(ValueError, match="bad cannot start"):
+        bad.setServiceParent(parent)
+    assert bad.parent is None and list(parent) == [] and parent.namedServices == {}
+    again = Recorder("bad", log)  # the name is free again
+    again.setServiceParent(parent)
+    assert parent.getServiceNamed("bad") is again and again.running
+
+
+def test_an_async_start_that_fails_in_a_running_parent_is_logged(caplog):
+    class FailsLater(Service):
+        async def _start(self):
+            await asyncio.sleep(0)
+            raise RuntimeError("late failure")
+
+        def startService(self):
+            Service.startService(self)
+            return self._start()
+
+    async def main():
+        parent = MultiService()
+        parent.startService()
+        child = FailsLater()
+        child.setName("late")
+        child.setServiceParent(parent)
+        assert service._scheduled  # kept alive until done, not left to the garbage collector
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not service._scheduled
+
+    with caplog.at_level("ERROR", logger="twistdlite"):
+        asyncio.run(main())
+    failed = [r for r in caplog.records if "late failure" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].getMessage().startswith("Starting <FailsLater 'late'")
+    assert failed[0].exc_info is not None
+
+
+def test_an_async_start_added_with_no_loop_says_it_will_never_run(caplog):
+    class Async(Service):
+        async def _start(self):
+            pass
+
+        def startService(self):
+            Service.startService(self)
+            return self._start()
+
+    parent = MultiService()
+    parent.startService()
+    with caplog.at_level("WARNING", logger="twistdlite"):
+        Async().setServiceParent(parent)
+    assert any("no event loop is running: it will never run" in r.getMessage() for r in caplog.records)
+
+
 def test_unnamed_services_can_be_added_any_number_of_times():
     parent = MultiService()
     children = [Service() for _ in range(3)]

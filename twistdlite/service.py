@@ -101,22 +101,47 @@ def _isawaitable(result: Any) -> bool:
     return result is not None and hasattr(type(result), "__await__")
 
 
-def _schedule(result: Any) -> Any:
+#: Tasks started by :func:`_schedule`, kept until done (the loop itself keeps only weak references).
+_scheduled: set = set()
+
+
+def _schedule(result: Any, what: str = "a service") -> Any:
     """Let an awaitable returned where nobody can await it run on the running loop.
 
     Returns the task (or ``result`` unchanged when it is not awaitable or no loop runs).
+    The task is kept alive until it is done, and a failure is logged with its
+    traceback (``what`` says what was running: "starting <Service 'x'>").
     """
     if not _isawaitable(result):
         return result
     import asyncio
+    import logging
 
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         if isinstance(result, types.CoroutineType):
             result.close()  # nobody can ever run it; avoid "never awaited" noise
+        logging.getLogger("twistdlite").warning("%s returned an awaitable, but no event loop is running: "
+                                                "it will never run", what[:1].upper() + what[1:])
         return None
-    return asyncio.ensure_future(result, loop=loop)
+    task = asyncio.ensure_future(result, loop=loop)
+    _scheduled.add(task)
+    task.add_done_callback(lambda done: _scheduled_done(done, what))
+    return task
+
+
+def _scheduled_done(task: Any, what: str) -> None:
+    """Forget a finished :func:`_schedule` task, logging its failure."""
+    _scheduled.discard(task)
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        import logging
+
+        logging.getLogger("twistdlite").error("%s failed: %s", what[:1].upper() + what[1:], error,
+                                              exc_info=(type(error), error, error.__traceback__))
 
 
 def _log_stop_error(child: Any) -> None:
@@ -294,7 +319,7 @@ class MultiService(Service):
         self.running = False
         for child in reversed(started):
             try:
-                _schedule(child.stopService())
+                _schedule(child.stopService(), f"stopping {child!r}")
             except Exception:
                 _log_stop_error(child)
 
@@ -360,8 +385,17 @@ class MultiService(Service):
             self.namedServices[service.name] = service
         self.services.append(service)
         if self.running:
-            service.privilegedStartService()
-            _schedule(service.startService())
+            try:
+                service.privilegedStartService()
+                result = service.startService()
+            except BaseException:
+                # A child that cannot start is not added: no half-attached child left behind.
+                self.services.remove(service)
+                if service.name is not None and self.namedServices.get(service.name) is service:
+                    del self.namedServices[service.name]
+                release_privileged(service)
+                raise
+            _schedule(result, f"starting {service!r}")
 
     def removeService(self, service: IService) -> Optional[Awaitable[Any]]:
         """Remove a child, stopping it if we run; returns the stop's awaitable if any."""
@@ -369,7 +403,7 @@ class MultiService(Service):
             del self.namedServices[service.name]
         self.services.remove(service)
         if self.running:
-            return _schedule(service.stopService())
+            return _schedule(service.stopService(), f"stopping {service!r}")
         return None
 
 
