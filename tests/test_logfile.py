@@ -292,3 +292,25 @@ def test_daily_logfile_reopens_after_an_external_move_and_pickles(tmp_path):
     copy.close()
     assert read(tmp_path / "moved") == "a\n"
     assert read(tmp_path / "day.log") == "b\nc\n"
+
+
+def test_size_rotation_counts_bytes_so_non_ascii_lines_never_overshoot(tmp_path):
+    log = LogFile("app.log", str(tmp_path), rotateLength=100, maxRotatedFiles=5)
+    for number in range(6):
+        log.write(f"{number} " + "\u00e9" * 29 + "\n")  # 61 bytes, 32 characters: one line per file
+    log.close()
+    names = sorted(os.listdir(tmp_path))
+    assert names == ["app.log", "app.log.1", "app.log.2", "app.log.3", "app.log.4", "app.log.5"]
+    assert all(os.path.getsize(tmp_path / name) == 61 for name in names)
+    assert read(tmp_path / "app.log").startswith("5 ")
+
+
+def test_the_running_size_is_the_files_size_in_bytes(tmp_path):
+    handler = RotatingLogHandler(str(tmp_path / "h.log"), maxBytes=10_000, backupCount=1)
+    for text in ("plain ascii\n", "caf\u00e9 \u20ac \U0001f600\n", "undecodable \udcff\n"):
+        handler.write(text)
+        assert handler.size == os.path.getsize(tmp_path / "h.log")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "\u00e9" * 5000, (), None)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    assert handler.shouldRollover(record)  # 10,001 bytes on top of the rest, though 5,001 characters
+    handler.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import pickle
 import re
 import sys
@@ -214,3 +215,232 @@ def test_an_observer_that_raises_is_reported_once_and_others_still_log(capsys):
 def test_json_formatter_handles_unserialisable_args():
     line = JSONFormatter().format(make_record("%s", (object(),)))
     assert json.loads(line)["message"].startswith("<object object")
+
+
+# -- a connection's own lines carry its system ------------------------------------------
+
+class _FakeTransport:
+    """Just enough of an asyncio transport for StreamAdapter/DatagramAdapter, no loop needed."""
+
+    def __init__(self, peer=("127.0.0.1", 40000)):
+        self.peer = peer
+        self.written = []
+        self.aborted = False
+
+    def get_extra_info(self, name, default=None):
+        return {"peername": self.peer, "sockname": ("127.0.0.1", 2323)}.get(name, default)
+
+    def write(self, data):
+        self.written.append(data)
+
+    def writelines(self, seq):
+        self.written.extend(seq)
+
+    def sendto(self, data, addr=None):
+        self.written.append((data, addr))
+
+    def close(self):
+        pass
+
+    def abort(self):
+        self.aborted = True
+
+
+def capturing_logger(name="test.system"):
+    """A logger whose lines go, in twistd's format, through the filter the launcher installs."""
+    from twistdlite.launch.logsetup import SYSTEM_FILTER
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(TwistdFormatter())
+    handler.addFilter(SYSTEM_FILTER)
+    logger = logging.Logger(name)
+    logger.addHandler(handler)
+    return logger, out
+
+
+def bodies(out) -> list:
+    return [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]
+
+
+def test_every_line_a_protocol_logs_in_its_callbacks_carries_the_connection_system():
+    import threading
+
+    from twistdlite import protocol
+    from twistdlite._transport import StreamAdapter
+
+    log, out = capturing_logger()
+
+    class Reverser(protocol.Protocol):
+        def connectionMade(self):
+            log.info("made")
+
+        def dataReceived(self, data):
+            log.info("got %s", data.decode())
+            log.info("explicit", extra={"system": "mine"})  # an explicit system wins
+            worker = threading.Thread(target=log.info, args=("from another thread",))
+            worker.start()
+            worker.join()
+
+        def connectionLost(self, reason):
+            log.info("lost: %s", reason.type.__name__)
+
+    factory = protocol.ServerFactory.forProtocol(Reverser)
+    adapter = StreamAdapter(factory, "TCP")
+    log.info("before")
+    adapter.connection_made(_FakeTransport())
+    adapter.data_received(b"hello")
+    log.info("between callbacks")
+    adapter.connection_lost(None)
+    log.info("after")
+    assert bodies(out) == [
+        "[test.system] before",
+        "[Reverser,0,127.0.0.1] made",
+        "[Reverser,0,127.0.0.1] got hello",
+        "[mine] explicit",
+        "[test.system] from another thread",  # another thread's line is not the connection's
+        "[test.system] between callbacks",
+        "[Reverser,0,127.0.0.1] lost: ConnectionDone",
+        "[test.system] after",
+    ]
+
+
+def test_a_line_receivers_lines_and_its_errors_carry_the_system(caplog):
+    from twistdlite import basic, protocol
+    from twistdlite._transport import StreamAdapter
+
+    log, out = capturing_logger()
+
+    class Cmd(basic.LineReceiver):
+        def lineReceived(self, line):
+            log.info("line %s", line.decode())
+            if line == b"boom":
+                raise ValueError("kaboom")
+
+    adapter = StreamAdapter(protocol.ServerFactory.forProtocol(Cmd), "TCP")
+    transport = _FakeTransport(("10.1.2.3", 5555))
+    adapter.connection_made(transport)
+    adapter.data_received(b"one\r\ntwo\r\nboom\r\n")
+    assert bodies(out) == ["[Cmd,0,10.1.2.3] line one", "[Cmd,0,10.1.2.3] line two",
+                           "[Cmd,0,10.1.2.3] line boom"]
+    failure = next(r for r in caplog.records if "Unhandled error in Cmd.dataReceived" in r.getMessage())
+    assert failure.system == "Cmd,0,10.1.2.3" and transport.aborted
+
+
+def test_the_system_is_recorded_when_the_line_is_logged_not_when_it_is_written():
+    from twistdlite.launch.logsetup import SYSTEM_FILTER
+    from twistdlite.logger import current_system, system_context
+
+    kept = []
+    handler = logging.Handler()
+    handler.emit = kept.append  # written later, like a queue or memory handler
+    handler.addFilter(SYSTEM_FILTER)
+    logger = logging.Logger("test.later")
+    logger.addHandler(handler)
+    assert current_system() is None
+    previous = system_context.enter(system_context.mark_for("P,4,::1"))
+    try:
+        assert current_system() == "P,4,::1"
+        logger.info("inside")
+    finally:
+        system_context.leave(previous)
+    assert current_system() is None
+    logger.info("outside")
+    formatter = TwistdFormatter()
+    assert [formatter.format(record).split(" ", 1)[1] for record in kept] == ["[P,4,::1] inside",
+                                                                             "[test.later] outside"]
+
+
+def test_a_datagram_protocols_lines_carry_the_ports_system_as_twisteds():
+    from twistdlite import protocol
+    from twistdlite._datagram import DatagramAdapter, UDPPort, UNIXDatagramPort
+
+    log, out = capturing_logger()
+
+    class EchoUDP(protocol.DatagramProtocol):
+        def startProtocol(self):
+            log.info("started")
+
+        def datagramReceived(self, data, addr):
+            log.info("datagram %r from %s", data, addr[0])
+            self.transport.write(data, addr)
+
+        def stopProtocol(self):
+            log.info("stopped")
+
+    port = UDPPort(0, EchoUDP(), "127.0.0.1")
+    adapter = DatagramAdapter(port)
+    port._transport_lost = lambda: None  # no loop here
+    adapter.connection_made(_FakeTransport())
+    assert port.protocol.transport.logPrefix() == "EchoUDP (UDP)"
+    adapter.datagram_received(b"ping", ("127.0.0.1", 9999))
+    adapter.connection_lost(None)
+    log.info("after")
+    assert bodies(out) == ["[EchoUDP (UDP)] started", "[EchoUDP (UDP)] datagram b'ping' from 127.0.0.1",
+                           "[EchoUDP (UDP)] stopped", "[test.system] after"]
+    assert DatagramAdapter(UNIXDatagramPort("/nonexistent/x.sock", EchoUDP())).mark[0] == "EchoUDP (UNIX)"
+
+
+# -- a user's strict-mode file never loses a line -----------------------------------------
+
+@pytest.mark.parametrize("make", [textFileLogObserver, jsonFileLogObserver])
+def test_undecodable_text_to_a_file_opened_in_strict_mode_is_written_escaped(tmp_path, capsys, make):
+    path = tmp_path / "user.log"
+    out = open(path, "a", encoding="utf-8")  # errors="strict", as the user opened it
+    observer = make(out)
+    observer.handler.handle(make_record("bad \udcff byte", ()))
+    observer.handler.handle(make_record("next line", ()))
+    out.close()
+    data = path.read_bytes()
+    assert b"bad \\udcff byte" in data and b"next line" in data
+    data.decode("utf-8")
+    assert capsys.readouterr().err == ""  # nothing failed
+    if make is jsonFileLogObserver:  # the escape is JSON's own: the text comes back unchanged
+        assert json.loads(data.splitlines()[0])["message"] == "bad \udcff byte"
+
+
+def test_text_the_files_encoding_cannot_hold_is_escaped_too(tmp_path):
+    path = tmp_path / "ascii.log"
+    with open(path, "a", encoding="ascii") as out:
+        textFileLogObserver(out).handler.handle(make_record("caf\u00e9", ()))
+    assert path.read_text(encoding="ascii").endswith("] caf\\xe9\n")
+
+
+# -- an observer on a plain open file pickles (the shutdown .tap) -------------------------
+
+def test_an_observer_on_a_plain_open_file_pickles_by_path_and_reopens_for_appending(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = open("j.log", "w", encoding="latin-1")  # relative, and "w": reopened for appending
+    observer = jsonFileLogObserver(out)
+    observer.handler.handle(make_record("before", ()))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the run moved (--rundir) before the .tap is saved
+    data = pickle.dumps(observer)
+    out.close()
+    copy = pickle.loads(data)
+    try:
+        assert isinstance(copy.formatter, JSONFormatter) and copy.outFile.encoding == "latin-1"
+        copy.handler.handle(make_record("after caf\u00e9", ()))
+        again = pickle.loads(pickle.dumps(copy))  # a restored observer saves again
+    finally:
+        copy.outFile.close()
+    again.outFile.close()
+    lines = (tmp_path / "j.log").read_text("latin-1").splitlines()
+    messages = [json.loads(line)["message"] for line in lines]
+    assert messages == ["before", "after caf\u00e9"]
+    assert not (tmp_path / "elsewhere" / "j.log").exists()
+
+
+def test_a_saved_observer_file_is_never_reopened_through_a_symlink(tmp_path):
+    from twistdlite.logger import LogObserverError
+
+    path = tmp_path / "t.log"
+    with open(path, "a") as out:
+        data = pickle.dumps(textFileLogObserver(out))
+    path.unlink()
+    (tmp_path / "target").write_text("")
+    os.symlink(tmp_path / "target", path)
+    with pytest.raises(LogObserverError, match=rf"cannot reopen the log observer's file {path}: "
+                                               "it is a symbolic link"):
+        pickle.loads(data)
+    assert (tmp_path / "target").read_text() == ""

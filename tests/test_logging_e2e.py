@@ -23,6 +23,7 @@ import pytest
 from support import (
     LineReader,
     connect,
+    is_gone,
     kill_hard,
     read_pid,
     recv_until,
@@ -72,6 +73,29 @@ class CmdFactory(protocol.ServerFactory):
     protocol = Cmd
 
 
+class Chatty(basic.LineReceiver):
+    def connectionMade(self):
+        log.info("connected")
+        asyncio.get_running_loop().call_soon(log.info, "later, outside the callback")
+
+    def lineReceived(self, line):
+        log.info("line %s", line.decode())
+        self.sendLine(b"ok")
+
+    def connectionLost(self, reason):
+        log.info("disconnected")
+
+
+class ChattyFactory(protocol.ServerFactory):
+    protocol = Chatty
+
+
+class EchoUDP(protocol.DatagramProtocol):
+    def datagramReceived(self, data, addr):
+        log.info("datagram %r", data)
+        self.transport.write(data, addr)
+
+
 def broken_observer(event):
     raise RuntimeError("observer bug")
 
@@ -106,6 +130,19 @@ application.setComponent(ILogObserver, textFileLogObserver(logfile))
 BROKEN_OBSERVER_TAC = TAC + '''
 from twistdlite.logger import ILogObserver
 application.setComponent(ILogObserver, logapp.broken_observer)
+'''
+
+CHATTY_TAC = """
+from twistdlite import internet, service
+import logapp
+application = service.Application("chatty")
+internet.TCPServer(0, logapp.ChattyFactory(), interface="127.0.0.1").setServiceParent(application)
+internet.UDPServer(0, logapp.EchoUDP(), interface="127.0.0.1").setServiceParent(application)
+"""
+
+JSON_FILE_TAC = TAC + '''
+from twistdlite.logger import ILogObserver, jsonFileLogObserver
+application.setComponent(ILogObserver, jsonFileLogObserver(open("j.log", "a")))  # as in Twisted's docs
 '''
 
 
@@ -200,12 +237,16 @@ def test_daemon_default_log_has_twistds_lines_captured_stdio_warnings_errors_and
 
     before = entries(app / "twistd.log.1")
     assert re.fullmatch(r"\[twistdlite\] twistdlite \S+ \(\S+ \d+\.\d+\.\d+\S*\) starting up\.", before[0])
+    # The protocol's own lines carry its connection's system (the first connection is 0);
+    # what it prints stays marked [stdout]/[stderr].
     for expected in ("[twistdlite] reactor class: asyncio.", "[twistdlite] application: logtest",
-                     f"[twistdlite] CmdFactory starting on {port}", "[app] hello",
-                     "[stdout] printed words", "[stderr] to stderr", "[app] caf\\udcff\\udcfe bytes",
+                     f"[twistdlite] CmdFactory starting on {port}", "[Cmd,0,127.0.0.1] hello",
+                     "[stdout] printed words", "[stderr] to stderr",
+                     "[Cmd,0,127.0.0.1] caf\\udcff\\udcfe bytes",
                      "[twistdlite] Received SIGUSR1, rotating the log."):
         assert expected in before, expected
-    warning = next(line for line in before if line.startswith("[py.warnings]"))
+    warning = next(line for line in before if "UserWarning" in line)
+    assert warning.startswith("[Cmd,0,127.0.0.1] ")  # warned inside lineReceived, as twistd shows it
     assert "UserWarning: careful now" in warning
     loop_error = before.index(next(line for line in before if line.startswith("[asyncio] Exception in callback")))
     assert "\tTraceback (most recent call last):" in before[loop_error:loop_error + 4]
@@ -215,7 +256,7 @@ def test_daemon_default_log_has_twistds_lines_captured_stdio_warnings_errors_and
     assert "\tValueError: kaboom" in before[proto_error:]
 
     after = entries(app / "twistd.log")
-    assert after[0] == "[app] after rotation"
+    assert after[0] == "[Cmd,2,127.0.0.1] after rotation"
     assert "[twistdlite] Received SIGTERM, shutting down." in after
     assert after[-1] == "[twistdlite] Server Shut Down."
     assert sorted(name for name in os.listdir(app) if name.startswith("twistd.log")) == [
@@ -230,7 +271,7 @@ def test_log_rotates_by_size_and_keeps_at_most_max_rotated(daemon, app):
     assert names == ["twistd.log", "twistd.log.1", "twistd.log.2"]
     assert all(os.path.getsize(app / name) <= 3000 for name in names)
     spam = [int(line.split()[2]) for name in ("twistd.log.2", "twistd.log.1", "twistd.log")
-            for line in entries(app / name) if line.startswith("[app] spam")]
+            for line in entries(app / name) if line.startswith("[Cmd,0,127.0.0.1] spam")]
     assert spam == list(range(spam[0], 200))  # in order, nothing lost across the kept files
 
 
@@ -265,9 +306,11 @@ endscript
     send(port, b"log after logrotate")
     daemon.stop()
     rotated = entries(app / "twistd.log.1")
-    assert "[app] before logrotate" in rotated and rotated[-1] == "[twistdlite] Received SIGUSR1, rotating the log."
+    assert "[Cmd,0,127.0.0.1] before logrotate" in rotated
+    assert rotated[-1] == "[twistdlite] Received SIGUSR1, rotating the log."
     current = entries(app / "twistd.log")
-    assert current[0] == "[app] after logrotate" and current[-1] == "[twistdlite] Server Shut Down."
+    assert current[0] == "[Cmd,1,127.0.0.1] after logrotate"
+    assert current[-1] == "[twistdlite] Server Shut Down."
     assert not (app / "twistd.log.2").exists()  # reopened, not rotated a second time
 
 
@@ -279,10 +322,10 @@ def test_logrotate_copytruncate_leaves_a_working_log(daemon, app):
     assert os.path.getsize(app / "twistd.log") == 0
     send(port, b"log after copytruncate")
     daemon.stop()
-    assert "[app] before copytruncate" in entries(app / "twistd.log.1")
+    assert "[Cmd,0,127.0.0.1] before copytruncate" in entries(app / "twistd.log.1")
     data = (app / "twistd.log").read_bytes()
     assert b"\0" not in data  # appended at the new end, not at the old offset
-    assert entries(app / "twistd.log")[0] == "[app] after copytruncate"
+    assert entries(app / "twistd.log")[0] == "[Cmd,1,127.0.0.1] after copytruncate"
 
 
 def test_foreground_logs_to_stdout_and_a_file_with_l(app):
@@ -297,7 +340,7 @@ def test_foreground_logs_to_stdout_and_a_file_with_l(app):
         if proc.poll() is None:
             kill_hard(proc.pid)
     text = out.rest()
-    assert re.search(STAMP + r" \[app\] to stdout\n", text)
+    assert re.search(STAMP + r" \[Cmd,0,127\.0\.0\.1\] to stdout\n", text)
     assert "\nplain print\n" in text  # not captured in the foreground
     assert re.search(STAMP + r" \[twistdlite\] Server Shut Down\.", text)
     assert not (app / "twistd.log").exists()
@@ -311,7 +354,7 @@ def test_foreground_logs_to_stdout_and_a_file_with_l(app):
     finally:
         if proc.poll() is None:
             kill_hard(proc.pid)
-    assert "[app] to the file" in entries(app / "fg.log")
+    assert "[Cmd,0,127.0.0.1] to the file" in entries(app / "fg.log")
     assert b"to the file" not in proc.stdout.read()
 
 
@@ -336,7 +379,7 @@ def test_syslog_wins_over_logfile_and_sends_to_the_socket(app):
         if proc.poll() is None:
             kill_hard(proc.pid)
     assert messages[0].startswith(f"<14>reverser[{proc.pid}]: [twistdlite] twistdlite ".encode())
-    assert messages[-1] == f"<14>reverser[{proc.pid}]: [app] via syslog\0".encode()
+    assert messages[-1] == f"<14>reverser[{proc.pid}]: [Cmd,0,127.0.0.1] via syslog\0".encode()
     assert not (app / "ignored.log").exists()
 
 
@@ -351,8 +394,8 @@ def test_application_component_daily_log_file_as_in_the_twisted_docs(daemon, app
     wait_until(dated.exists, what=str(dated))
     send(port, b"log after usr1")
     daemon.stop()
-    assert "[app] into my.log" in entries(dated)
-    assert entries(logdir / "my.log")[0] == "[app] after usr1"
+    assert "[Cmd,0,127.0.0.1] into my.log" in entries(dated)
+    assert entries(logdir / "my.log")[0] == "[Cmd,1,127.0.0.1] after usr1"
     assert not (app / "ignored.log").exists() and not (app / "twistd.log").exists()
 
 
@@ -370,7 +413,8 @@ def test_application_log_observer_survives_the_shutdown_tap(daemon, app):
     send(port, b"log from the restored application")
     daemon.stop()
     lines = entries(logdir / "my.log")
-    assert "[app] from the restored application" in lines and lines[-1] == "[twistdlite] Server Shut Down."
+    assert "[Cmd,0,127.0.0.1] from the restored application" in lines
+    assert lines[-1] == "[twistdlite] Server Shut Down."
     assert not (app / "twistd.log").exists()
 
 
@@ -380,8 +424,8 @@ def test_logger_factory_overrides_everything(daemon, app):
     send(port, b"log as json")
     daemon.stop()
     events = [json.loads(line) for line in (app / "log.json").read_text().splitlines()]
-    assert {"system": "app", "message": "as json", "level": "info", "logger": "app"}.items() <= next(
-        event for event in events if event["logger"] == "app").items()
+    expected = {"system": "Cmd,0,127.0.0.1", "message": "as json", "level": "info", "logger": "app"}
+    assert expected.items() <= next(event for event in events if event["logger"] == "app").items()
     assert events[-1]["message"] == "Server Shut Down."
     assert not (app / "ignored.log").exists() and not (app / "twistd.log").exists()
 
@@ -502,3 +546,79 @@ def test_disk_full_never_stops_the_service(app):
     text = out.rest()
     assert text.count("No space left on device") == 1, text
     assert text.startswith("twistdlite: logging to /dev/full failed: OSError: [Errno 28]")
+
+
+def test_a_connections_own_lines_carry_its_system_as_in_twistd(daemon, app):
+    (app / "chatty.tac").write_text(CHATTY_TAC)
+    daemon.start(tac="chatty.tac")  # returns once every service has started: both ports are logged
+    text = (app / "twistd.log").read_text()
+    tcp = int(re.search(r"ChattyFactory starting on (\d+)", text).group(1))
+    udp = int(re.search(r"EchoUDP starting on (\d+)", text).group(1))
+    send(tcp, b"one", b"two")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(10)
+        sock.sendto(b"ping", ("127.0.0.1", udp))
+        assert sock.recvfrom(100)[0] == b"ping"
+    daemon.stop()
+    lines = entries(app / "twistd.log")
+    for expected in ("[Chatty,0,127.0.0.1] connected", "[Chatty,0,127.0.0.1] line one",
+                     "[Chatty,0,127.0.0.1] line two", "[Chatty,0,127.0.0.1] disconnected",
+                     "[EchoUDP (UDP)] datagram b'ping'",
+                     "[app] later, outside the callback"):  # scheduled work is not the callback
+        assert expected in lines, expected
+    assert lines.index("[Chatty,0,127.0.0.1] connected") < lines.index("[Chatty,0,127.0.0.1] disconnected")
+
+
+def test_a_daemons_always_failing_observer_is_reported_once_to_syslog_and_never_loops(app):
+    # A daemon's stderr is captured into the log, which is what fails, and the
+    # stderr it replaced is /dev/null: the one report goes to syslog.
+    (app / "broken.tac").write_text(BROKEN_OBSERVER_TAC)
+    address = str(app / "syslog.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(address)
+    server.settimeout(20)
+    pid = None
+    try:
+        result = run(["-oy", "broken.tac"], cwd=app, TWISTDLITE_SYSLOG_SOCKET=address)
+        assert result.returncode == 0, result.stderr
+        pid = read_pid(app / "twistd.pid")
+        report = server.recv(65536)
+        send(_listening_port(pid), b"log one", b"print two", b"err three", b"spam 20")
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server.recv(65536)  # nothing more: reported once, no loop
+    finally:
+        server.close()
+        if pid is not None and not is_gone(pid):
+            kill_hard(pid)
+    assert re.fullmatch(rf"<11>twistdlite\[{pid}\]: \[twistdlite\] twistdlite: logging to the log observer "
+                        r"<function broken_observer at 0x[0-9a-f]+> failed: RuntimeError: observer bug "
+                        r"\(further failures are not reported\)\x00", report.decode()), report
+    assert not (app / "twistd.pid").exists() and not (app / "twistd.log").exists()
+
+
+def test_a_json_observer_on_a_plain_open_file_survives_the_shutdown_tap(daemon, app):
+    # open("j.log", "a") in the .tac, as Twisted's docs show it; --rundir moves the run (and
+    # the .tap) elsewhere after the .tac is read, so the file is saved by its absolute path.
+    (app / "json.tac").write_text(JSON_FILE_TAC)
+    (app / "run").mkdir()
+    where = ("--rundir", "run", "--pidfile", str(app / "twistd.pid"))
+    result = run(["-y", "json.tac", *where], cwd=app)  # saves run/logtest-shutdown.tap
+    assert result.returncode == 0, result.stderr
+    daemon.pid = read_pid(app / "twistd.pid")
+    port = int(wait_for_file_text(app / "j.log", r"starting on (\d+)").group(1))
+    send(port, b"log before the restart")
+    daemon.stop()
+    assert "Saved." in [json.loads(line)["message"] for line in (app / "j.log").read_text().splitlines()]
+    port = daemon.start(*where, log="j.log", tac="run/logtest-shutdown.tap")
+    send(port, b"log from the restored observer")
+    daemon.stop()
+    events = [json.loads(line) for line in (app / "j.log").read_text().splitlines()]
+    messages = [event["message"] for event in events]
+    assert messages.index("before the restart") < messages.index("from the restored observer")  # appended
+    assert messages[-1] == "Server Shut Down." and messages.count("Saved.") == 2
+    assert next(event for event in events if event["message"] == "from the restored observer")["system"] == (
+        "Cmd,0,127.0.0.1")
+    assert not (app / "twistd.log").exists() and not (app / "run" / "twistd.log").exists()

@@ -356,3 +356,161 @@ def test_fds_to_keep_names_the_component_file_and_root_handlers(tmp_path):
         logging.getLogger().removeHandler(extra)
         extra.close()
         log.close()
+
+
+# -- a daemon's sys.stdout/sys.stderr behave like text streams ----------------------------
+
+def daemon_log_lines(path) -> list:
+    return [line.split(" ", 1)[1] for line in path.read_text().splitlines() if not line.startswith("\t")]
+
+
+def test_captured_stdio_has_the_text_stream_attributes_services_use(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before_out = sys.stdout
+    logs = logsetup.start_logging(Options())  # daemonize: stdio captured
+    try:
+        out, err = sys.stdout, sys.stderr
+        assert (out.name, err.name, out.mode, out.encoding, out.errors) == (
+            "<stdout>", "<stderr>", "w", "utf-8", "backslashreplace")
+        assert out.line_buffering is True and out.writable() and not out.isatty() and not out.readable()
+        assert out.fileno() == before_out.fileno()  # the replaced stream's descriptor
+        out.reconfigure(errors="replace", line_buffering=True)  # accepted, changes nothing
+        sys.stderr.reconfigure(encoding="latin-1")
+        with pytest.raises(TypeError):
+            out.reconfigure(bogus=True)  # the same signature as io.TextIOWrapper's
+        buffer = out.buffer
+        assert buffer.writable() and not buffer.isatty() and buffer.mode == "wb" and buffer.name == "<stdout>"
+        assert buffer.fileno() == before_out.fileno()
+        assert buffer.write(b"raw \xff bytes\n") == 12
+        buffer.write(b"caf\xc3")  # a character split across writes is kept whole
+        buffer.write(bytearray(b"\xa9 au lait\n"))
+        buffer.flush()
+        with pytest.raises(TypeError):
+            buffer.write("text")
+        err.buffer.write(b"binary error\n")
+        out.writelines(["two ", "lines\n"])
+        out.buffer.write(b"tail \xc3")  # a partial line and a partial character, logged at close
+    finally:
+        logs.close()
+    assert daemon_log_lines(tmp_path / "twistd.log") == [
+        "[stdout] raw \\udcff bytes", "[stdout] caf\u00e9 au lait", "[stderr] binary error",
+        "[stdout] two lines", "[stdout] tail \\udcc3"]
+
+
+def test_a_log_stream_over_a_stream_without_a_descriptor_raises_as_stringio_does():
+    stream = logsetup.LogStream("captured", logging.INFO, io.StringIO())
+    with pytest.raises(io.UnsupportedOperation):
+        stream.fileno()
+    with pytest.raises(io.UnsupportedOperation):
+        stream.buffer.fileno()
+
+
+def test_print_in_a_protocol_callback_stays_stdout_while_log_lines_get_the_connection(tmp_path, monkeypatch):
+    from twistdlite.logger import system_context
+
+    monkeypatch.chdir(tmp_path)
+    logs = logsetup.start_logging(Options())  # daemonize: stdio captured, the filter installed
+    try:
+        previous = system_context.enter(system_context.mark_for("Echo,7,127.0.0.1"))
+        try:
+            print("printed")
+            logging.getLogger("svc").info("logged")
+        finally:
+            system_context.leave(previous)
+        logging.getLogger("svc").info("outside")
+    finally:
+        logs.close()
+    assert daemon_log_lines(tmp_path / "twistd.log") == ["[stdout] printed", "[Echo,7,127.0.0.1] logged",
+                                                         "[svc] outside"]
+
+
+# -- a log destination that always fails --------------------------------------------------
+
+def _always_failing(event):
+    raise RuntimeError("observer bug")
+
+
+def test_an_always_failing_observer_in_a_daemon_is_reported_once_to_the_original_stderr(monkeypatch):
+    original = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", original)  # what the daemon's stderr replaces
+    logs = logsetup.start_logging(Options(), app_with_observer(_always_failing))
+    try:
+        assert isinstance(sys.stderr, logsetup.LogStream)
+        for number in range(3):
+            logging.getLogger("svc").error("line %d", number)
+        print("a print")
+        sys.stderr.write("a stderr line\n")
+    finally:
+        logs.close()
+    lines = original.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("twistdlite: logging to the log observer ")
+    assert lines[0].endswith("failed: RuntimeError: observer bug (further failures are not reported)")
+
+
+def test_a_failure_on_a_line_written_to_stderr_is_reported_to_the_original_stderr(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    original = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", original)
+    logs = logsetup.start_logging(Options())
+    write = logs.handler.write
+
+    def full_for_poison(text):
+        if "poison" in text:
+            raise OSError(28, "No space left on device")
+        write(text)
+
+    try:
+        logs.handler.write = full_for_poison
+        sys.stderr.write("poison from stderr\n")  # stderr is busy logging this line when it fails
+        logging.getLogger("svc").info("after")
+    finally:
+        logs.close()
+    assert original.getvalue().count("\n") == 1
+    assert "logging to" in original.getvalue() and "No space left on device" in original.getvalue()
+    assert daemon_log_lines(tmp_path / "twistd.log") == ["[svc] after"]
+
+
+def test_in_a_daemon_whose_stderr_is_dev_null_the_report_goes_to_syslog_once(tmp_path, monkeypatch):
+    address = str(tmp_path / "log.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(address)
+    server.settimeout(5)
+    monkeypatch.setenv(logsetup.SYSLOG_SOCKET_ENV, address)
+    null = open(os.devnull, "w")
+    monkeypatch.setattr(sys, "stderr", null)
+    logs = logsetup.start_logging(Options(prefix="myd"), app_with_observer(_always_failing))
+    try:
+        for number in range(3):
+            logging.getLogger("svc").error("line %d", number)
+        report = server.recv(65536)
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            server.recv(65536)
+    finally:
+        logs.close()
+        server.close()
+        null.close()
+    assert re.fullmatch(rf"<11>myd\[{os.getpid()}\]: \[twistdlite\] twistdlite: logging to the log observer "
+                        r"<function _always_failing at 0x[0-9a-f]+> failed: RuntimeError: observer bug "
+                        r"\(further failures are not reported\)\x00", report.decode())
+
+
+def test_with_neither_stderr_nor_syslog_the_report_is_dropped_without_a_loop(tmp_path, monkeypatch):
+    monkeypatch.setenv(logsetup.SYSLOG_SOCKET_ENV, str(tmp_path / "no-syslog.sock"))
+    null = open(os.devnull, "w")
+    monkeypatch.setattr(sys, "stderr", null)
+    calls = []
+
+    def failing(event):
+        calls.append(event["message"])
+        raise RuntimeError("observer bug")
+
+    logs = logsetup.start_logging(Options(), app_with_observer(failing))
+    try:
+        logging.getLogger("svc").error("one")
+        logging.getLogger("svc").error("two")
+    finally:
+        logs.close()
+        null.close()
+    assert calls[0] == "one" and calls[-1] == "two"
+    assert len(calls) == 3  # "one", the report (which fails too, and stops there), "two"

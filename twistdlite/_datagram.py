@@ -8,6 +8,9 @@ then serves a Twisted-style datagram protocol on the loop
 
 A datagram longer than ``maxPacketSize`` is dropped with a (rate-limited) log
 line rather than handed on truncated, and the port goes on serving.
+
+What the protocol logs from its callbacks carries the port's system, as in
+twistd: ``EchoUDP (UDP)`` (``(UNIX)`` for a UNIX datagram socket).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from twistdlite._aio import Done, when_running
 from twistdlite.address import UNIXAddress, from_sockaddr
 from twistdlite.error import CannotListenError, MulticastJoinError
 from twistdlite.failure import Failure
+from twistdlite.logger import system_context
 
-__all__ = ["DatagramTransport", "DatagramAdapter", "DatagramPort", "UDPPort", "MulticastPort",
-           "UNIXDatagramPort", "ConnectedUNIXDatagramPort"]
+__all__ = ["DatagramTransport", "DatagramAdapter", "system_of_port", "DatagramPort", "UDPPort",
+           "MulticastPort", "UNIXDatagramPort", "ConnectedUNIXDatagramPort"]
 
 log = logging.getLogger("twistdlite")
 
@@ -59,8 +63,8 @@ class DatagramTransport:
         return self.port.socket
 
     def logPrefix(self) -> str:
-        """The label of this port's log lines."""
-        return type(self.port.protocol).__name__
+        """The label of this port's log lines: ``EchoUDP (UDP)``, as in Twisted."""
+        return system_of_port(self.port)
 
     def stopListening(self) -> Any:
         """Close the socket; awaitable until the protocol has been stopped."""
@@ -125,8 +129,17 @@ class DatagramTransport:
         return self._membership(socket.IP_DROP_MEMBERSHIP, addr, interface)
 
 
+def system_of_port(port: "DatagramPort") -> str:
+    """The system of a datagram port's log lines: ``EchoUDP (UDP)``, as Twisted's ``logPrefix``."""
+    return f"{type(port.protocol).__name__} ({port.kind})"
+
+
 class DatagramAdapter(asyncio.DatagramProtocol):
-    """The asyncio datagram protocol driving one Twisted-style datagram protocol."""
+    """The asyncio datagram protocol driving one Twisted-style datagram protocol.
+
+    While it calls the protocol's code it marks the port as running in
+    :data:`twistdlite.logger.system_context` (see :mod:`twistdlite.logger`).
+    """
 
     def __init__(self, port: "DatagramPort") -> None:
         self.port = port
@@ -136,33 +149,48 @@ class DatagramAdapter(asyncio.DatagramProtocol):
         self.start_error: Optional[BaseException] = None
         self._dropped = 0
         self._last_drop_log = -OVERSIZE_LOG_INTERVAL
+        self.mark = system_context.mark_for(system_of_port(port))
         if port.connected:
             self.datagram_received = self._connected_received  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         self.transport = transport
+        previous = system_context.enter(self.mark)
         try:
             self.proto.makeConnection(DatagramTransport(transport, self.port))  # type: ignore[arg-type]
         except Exception as exc:
             self.start_error = exc  # DatagramPort.start raises it: the start fails, as in Twisted
+        finally:
+            system_context.leave(previous)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if len(data) > self.max_size:
             self._oversized(len(data), addr)
             return
+        # system_context.enter/leave inlined: this is the per-datagram path.
+        context = system_context
+        previous = context.mark
+        mark = context.mark = self.mark
+        if previous is not None and previous[1] != mark[1]:
+            previous = None
         try:
             self.proto.datagramReceived(data, addr)
         except Exception:
             log.exception("Unhandled error in %s.datagramReceived", type(self.proto).__name__)
+        finally:
+            context.mark = previous
 
     def _connected_received(self, data: bytes, addr: Any) -> None:
         if len(data) > self.max_size:
             self._oversized(len(data), addr)
             return
+        previous = system_context.enter(self.mark)
         try:
             self.proto.datagramReceived(data)
         except Exception:
             log.exception("Unhandled error in %s.datagramReceived", type(self.proto).__name__)
+        finally:
+            system_context.leave(previous)
 
     def _oversized(self, size: int, addr: Any) -> None:
         self._dropped += 1
@@ -178,19 +206,24 @@ class DatagramAdapter(asyncio.DatagramProtocol):
         if getattr(exc, "errno", None) == errno.ECONNREFUSED:
             refused = getattr(self.proto, "connectionRefused", None)
             if refused is not None:
+                previous = system_context.enter(self.mark)
                 try:
                     refused()
                 except Exception:
                     log.exception("Unhandled error in %s.connectionRefused", type(self.proto).__name__)
+                finally:
+                    system_context.leave(previous)
                 return
         log.warning("%s: socket error: %s", type(self.proto).__name__, exc)
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        previous = system_context.enter(self.mark)
         try:
             self.proto.doStop()
         except Exception:
             log.exception("Unhandled error in %s.stopProtocol", type(self.proto).__name__)
         finally:
+            system_context.leave(previous)
             self.port._transport_lost()
 
 

@@ -4,6 +4,10 @@
 the factory for a Twisted-style protocol when a connection is made and gives
 that protocol a :class:`StreamTransport`. A plain asyncio protocol factory
 bypasses all of this (see :func:`protocol_factory_for`).
+
+While it calls the protocol's code it marks the connection as running in
+:data:`twistdlite.logger.system_context`, so whatever that code logs carries
+the connection's system (``Proto,3,127.0.0.1``), as in twistd.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Callable, Optional
 from twistdlite.address import from_sockaddr
 from twistdlite.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twistdlite.failure import Failure
+from twistdlite.logger import system_context
 
 log = logging.getLogger("twistdlite")
 
@@ -141,6 +146,9 @@ class StreamAdapter(asyncio.Protocol):
     write_paused = False
     aborted = False
     system = "-"
+    #: ``(system, thread ident)``: what :data:`system_context` holds while protocol code runs
+    #: (a thread ident of None, before the connection is made, marks nothing).
+    mark: tuple = ("-", None)
 
     def __init__(self, factory: Any, kind: str = "TCP", owner: Any = None) -> None:
         self.factory = factory
@@ -165,14 +173,18 @@ class StreamAdapter(asyncio.Protocol):
         host = getattr(addr, "host", None)
         system = f"{type(proto).__name__},{sessionno}" + (f",{host}" if host else "")
         self.system = system
+        self.mark = system_context.mark_for(system)
         self.proto = proto
         if owner is not None:
             owner.connection_started(self)
+        previous = system_context.enter(self.mark)
         try:
             proto.makeConnection(StreamTransport(transport, self, system))
         except Exception:
             self._callback_failed("connectionMade")
             return
+        finally:
+            system_context.leave(previous)
         if self.user_paused:
             # uvloop starts reading once connection_made returns, undoing a pause made in
             # connectionMade: pause again before the loop next polls.
@@ -183,10 +195,18 @@ class StreamAdapter(asyncio.Protocol):
             self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
+        # system_context.enter/leave inlined: this is the per-request path.
+        context = system_context
+        previous = context.mark
+        mark = context.mark = self.mark
+        if previous is not None and previous[1] != mark[1]:
+            previous = None
         try:
             self.proto.dataReceived(data)
         except Exception:
             self._callback_failed("dataReceived")
+        finally:
+            context.mark = previous
 
     def eof_received(self) -> Optional[bool]:
         return None  # close our side too, as Twisted does for non-half-close protocols
@@ -206,17 +226,21 @@ class StreamAdapter(asyncio.Protocol):
         self.proto = None
         producer = self.producer
         self.producer = None
-        if producer is not None:
-            try:
-                producer.stopProducing()
-            except Exception:
-                log.exception("Error stopping producer", extra={"system": self.system})
-        proto.connected = 0
+        previous = system_context.enter(self.mark)
         try:
-            proto.connectionLost(reason)
-        except Exception:
-            log.exception("Unhandled error in %s.connectionLost", type(proto).__name__,
-                          extra={"system": self.system})
+            if producer is not None:
+                try:
+                    producer.stopProducing()
+                except Exception:
+                    log.exception("Error stopping producer", extra={"system": self.system})
+            proto.connected = 0
+            try:
+                proto.connectionLost(reason)
+            except Exception:
+                log.exception("Unhandled error in %s.connectionLost", type(proto).__name__,
+                              extra={"system": self.system})
+        finally:
+            system_context.leave(previous)
         if self.owner is not None:
             self.owner.connection_ended(self, reason)
 
@@ -224,7 +248,11 @@ class StreamAdapter(asyncio.Protocol):
         self.write_paused = True
         if self.producer is not None:
             if self.streaming:
-                self.producer.pauseProducing()
+                previous = system_context.enter(self.mark)
+                try:
+                    self.producer.pauseProducing()
+                finally:
+                    system_context.leave(previous)
         elif self.transport is not None:
             # Nobody registered a producer: stop reading from a peer we cannot
             # keep up writing to, so a request/response protocol's memory stays bounded.
@@ -234,7 +262,11 @@ class StreamAdapter(asyncio.Protocol):
         self.write_paused = False
         if self.producer is not None:
             if self.streaming:
-                self.producer.resumeProducing()
+                previous = system_context.enter(self.mark)
+                try:
+                    self.producer.resumeProducing()
+                finally:
+                    system_context.leave(previous)
             else:
                 self.pull()
         elif self.transport is not None and not self.user_paused:
@@ -245,7 +277,11 @@ class StreamAdapter(asyncio.Protocol):
         producer = self.producer
         if producer is None or self.streaming or self.write_paused or self.proto is None:
             return
-        producer.resumeProducing()
+        previous = system_context.enter(self.mark)
+        try:
+            producer.resumeProducing()
+        finally:
+            system_context.leave(previous)
         if self.producer is producer and not self.write_paused:
             asyncio.get_running_loop().call_soon(self.pull)
 

@@ -133,10 +133,11 @@ class RotatingLogHandler(_LogHandlerMixin, logging.handlers.RotatingFileHandler)
 
     ``maxBytes`` 0 never rotates by size; ``backupCount`` ``None`` keeps every
     rotated file (``name.1`` ... ``name.N`` with N growing). The size is
-    counted in characters written and checked against the file (``fstat``)
-    before rotating, so a file truncated behind our back (``copytruncate``) or
-    non-ASCII text never causes a premature rotation. Only regular files
-    rotate (never ``/dev/null`` or a FIFO).
+    counted in encoded bytes written (``len(text)`` for ASCII text, the
+    common case) and checked against the file (``fstat``) before rotating, so
+    a file truncated behind our back (``copytruncate``) never causes a
+    premature rotation and non-ASCII text never takes a file past
+    ``maxBytes``. Only regular files rotate (never ``/dev/null`` or a FIFO).
     """
 
     def __init__(self, filename: str, maxBytes: int = 0, backupCount: Optional[int] = None,
@@ -170,21 +171,27 @@ class RotatingLogHandler(_LogHandlerMixin, logging.handlers.RotatingFileHandler)
             self._statstream()
             self._opened()
         if self.maxBytes:
-            size = self.size + len(text)
-            if size > self.maxBytes and self.regular:
+            length = self.encoded_length(text)
+            if self.size + length > self.maxBytes and self.regular:
                 self.size = os.fstat(stream.fileno()).st_size  # the truth, rarely asked for
-                if self.size and self.size + len(text) > self.maxBytes:
+                if self.size and self.size + length > self.maxBytes:
                     self.doRollover()
                     stream = self.stream
-            self.size += len(text)
+            self.size += length
         stream.write(text)
         stream.flush()
+
+    def encoded_length(self, text: str) -> int:
+        """The number of bytes ``text`` takes in the file (its length, when it is ASCII)."""
+        if text.isascii():
+            return len(text)
+        return len(text.encode(self.encoding or ENCODING, self.errors or ERRORS))
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
         """Whether ``record`` would take the file past ``maxBytes`` (from the running size)."""
         if not self.maxBytes or not self.regular:
             return False
-        return self.size + len(self.format(record)) + 1 > self.maxBytes
+        return self.size + self.encoded_length(self.format(record) + self.terminator) > self.maxBytes
 
     def doRollover(self) -> None:
         """Rename ``name`` to ``name.1`` (shifting older ones up) and start a new file."""

@@ -32,14 +32,29 @@ Register an observer on the Application, as in the Twisted documentation::
     logfile = DailyLogFile("my.log", "/tmp")
     application.setComponent(ILogObserver, textFileLogObserver(logfile))
 
+A line logged while a connection's protocol code runs (``connectionMade``,
+``dataReceived``/``lineReceived``, ``connectionLost``, a datagram protocol's
+``datagramReceived``...) gets that connection's system, as in twistd:
+``[ReverserProtocol,3,127.0.0.1]``, ``[EchoUDP (UDP)]``. The adapters driving
+protocols mark the running connection in :data:`system_context`;
+:class:`SystemFilter`, on the handler the launcher installs, copies it into
+the record's ``system`` attribute when the line is logged. Work the protocol
+schedules for later (``callLater``, a task) runs outside the callback and is
+logged under its logger's name, as in twistd.
+
 An observer or handler that raises is reported once on standard error and
-then ignored; logging never stops the service.
+then ignored; logging never stops the service. When that report cannot be
+delivered either (standard error is captured into the very log that fails),
+it goes to the stream standard error replaced (see :func:`report_errors_once`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import sys
+import threading
 import time
 from typing import Any, Callable, Optional, Protocol, TextIO, runtime_checkable
 
@@ -56,6 +71,12 @@ __all__ = [
     "handler_for",
     "event_from_record",
     "report_errors_once",
+    "SystemContext",
+    "SystemFilter",
+    "system_context",
+    "current_system",
+    "EscapingStreamHandler",
+    "LogObserverError",
 ]
 
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
@@ -72,6 +93,72 @@ class ILogObserver(Protocol, metaclass=_AdaptingProtocolMeta):
 
     def __call__(self, event: dict) -> None:
         """Observe one event."""
+
+
+class SystemContext:
+    """Which connection's protocol code is running, and on which thread.
+
+    ``mark`` is ``None`` or a ``(system, thread ident)`` pair. The adapters that
+    call protocol code store their connection's pair in it for the duration of
+    the call and put the previous value back afterwards: two attribute
+    stores, no allocation, so the per-request cost stays a few nanoseconds.
+    The thread ident keeps a line logged meanwhile by another thread from
+    being given the connection's system.
+    """
+
+    __slots__ = ("mark",)
+
+    def __init__(self) -> None:
+        self.mark: Optional[tuple] = None
+
+    def system(self) -> Optional[str]:
+        """The system of the protocol callback running on the calling thread, or ``None``."""
+        mark = self.mark
+        if mark is not None and mark[1] == threading.get_ident():
+            return mark[0]
+        return None
+
+    def enter(self, mark: tuple) -> Optional[tuple]:
+        """Mark ``mark`` (from :meth:`mark_for`) as running; returns what :meth:`leave` puts back."""
+        previous = self.mark
+        self.mark = mark
+        if previous is not None and previous[1] != mark[1]:
+            return None  # another thread's: never put back over this thread's later lines
+        return previous
+
+    def leave(self, previous: Optional[tuple]) -> None:
+        """End the call :meth:`enter` began."""
+        self.mark = previous
+
+    @staticmethod
+    def mark_for(system: str) -> tuple:
+        """The mark of ``system`` running on the calling thread (computed once per connection)."""
+        return (system, threading.get_ident())
+
+
+#: The one :class:`SystemContext` of the process.
+system_context = SystemContext()
+
+
+def current_system() -> Optional[str]:
+    """The system (``Proto,3,127.0.0.1``) of the protocol callback running on this thread, or ``None``."""
+    return system_context.system()
+
+
+class SystemFilter(logging.Filter):
+    """Gives a record logged inside a protocol callback that connection's system (a handler filter).
+
+    A handler's filters run in the thread that logs, when it logs, so the
+    system is recorded then, even when the record is written later (a queue
+    or memory handler). A record with its own ``system`` keeps it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Set ``record.system`` from :data:`system_context`; never drops a record."""
+        mark = system_context.mark
+        if mark is not None and "system" not in record.__dict__ and mark[1] == threading.get_ident():
+            record.system = mark[0]  # type: ignore[attr-defined]
+        return True
 
 
 def system_of(record: logging.LogRecord) -> str:
@@ -219,25 +306,60 @@ def report_errors_once(handler: logging.Handler, what: Optional[str] = None) -> 
     Replaces the stdlib's behaviour (a traceback on stderr for every failed
     record), which for a full disk would flood stderr, and, in a daemon whose
     stderr is captured into the log, would loop.
+
+    When standard error is captured into the log (a daemon's) and the report
+    cannot get through either (the handler fails on it too, or stderr is
+    already busy logging on this thread), it is handed to the captured
+    stream's ``last_resort(text)`` (the stream stderr replaced, or syslog; see
+    ``twistdlite.launch.logsetup.LogStream``), else written to
+    ``sys.__stderr__``. It never loops: at most one report per handler.
     """
-    state = {"reported": False}
+    state = {"reported": False, "reporting": False, "lost": False}
     label = what or repr(handler)
 
     def handleError(record: logging.LogRecord) -> None:
+        if state["reporting"]:
+            state["lost"] = True  # the report itself went back into this failing handler
+            return
         if state["reported"]:
             return
         state["reported"] = True
         error = sys.exc_info()[1]
         reason = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        message = (f"twistdlite: logging to {label} failed: {reason} "
+                   "(further failures are not reported)\n")
+        stderr = sys.stderr
+        state["reporting"] = True
         try:
-            sys.stderr.write(f"twistdlite: logging to {label} failed: {reason} "
-                             "(further failures are not reported)\n")
-            sys.stderr.flush()
+            if getattr(stderr, "busy", False):
+                state["lost"] = True  # a captured stderr logging on this thread would drop it
+            else:
+                stderr.write(message)
+                stderr.flush()
         except Exception:
-            pass
+            state["lost"] = True
+        finally:
+            state["reporting"] = False
+        if state["lost"]:
+            _last_resort(stderr, message)
 
     handler.handleError = handleError  # type: ignore[method-assign]
     return handler
+
+
+def _last_resort(stderr: Any, message: str) -> None:
+    """Deliver a failure report that could not go through ``stderr``; never raises."""
+    try:
+        last_resort = getattr(stderr, "last_resort", None)
+        if callable(last_resort):
+            last_resort(message)
+            return
+        original = sys.__stderr__
+        if original is not None and original is not stderr:
+            original.write(message)
+            original.flush()
+    except Exception:
+        pass
 
 
 class ObserverHandler(logging.Handler):
@@ -259,23 +381,91 @@ class ObserverHandler(logging.Handler):
             self.handleError(record)
 
 
+class EscapingStreamHandler(logging.StreamHandler):
+    """A ``StreamHandler`` that writes a line its stream cannot encode backslash-escaped instead of losing it.
+
+    A file the user opened in strict mode (``open(path, "a")``) refuses lone
+    surrogates (undecodable bytes kept by ``surrogateescape``); such a line is
+    written again with them escaped (``\\udcff``). The normal path costs what
+    ``StreamHandler`` costs.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the formatted record and a newline, escaped if the stream cannot encode it."""
+        try:
+            text = self.format(record) + self.terminator
+            stream = self.stream
+            try:
+                stream.write(text)
+            except UnicodeEncodeError:
+                encoding = getattr(stream, "encoding", None) or "utf-8"
+                stream.write(text.encode(encoding, "backslashreplace").decode(encoding, "replace"))
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
 def _stream_handler_for(outFile: Any) -> logging.Handler:
-    """The handler writing to ``outFile``: a LogFile's own, else a ``StreamHandler``."""
+    """The handler writing to ``outFile``: a LogFile's own, else an :class:`EscapingStreamHandler`."""
     handler = getattr(outFile, "handler", None)
     if isinstance(handler, logging.Handler):
         return handler
-    return logging.StreamHandler(outFile)
+    return EscapingStreamHandler(outFile)
+
+
+def _named_file(out_file: Any) -> Optional[tuple]:
+    """``(real path, encoding, errors)`` of a text file open on a named regular file, else ``None``.
+
+    The path is resolved now (the run may change directory before the
+    ``.tap`` is saved) and checked to be the very file that is open.
+    """
+    name = getattr(out_file, "name", None)
+    encoding = getattr(out_file, "encoding", None)
+    if not isinstance(name, (str, int)) or not isinstance(encoding, str) or not hasattr(out_file, "fileno"):
+        return None
+    try:
+        fd = out_file.fileno()
+        opened = os.fstat(fd)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not stat.S_ISREG(opened.st_mode):
+        return None
+    candidates = [os.path.realpath(name)] if isinstance(name, str) else []  # open(fd) is named by fd
+    try:
+        candidates.append(os.readlink(f"/proc/self/fd/{fd}"))  # Linux: the path of the open file itself
+    except OSError:
+        pass
+    for path in candidates:
+        try:
+            found = os.stat(path)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (opened.st_dev, opened.st_ino):
+            return (path, encoding, getattr(out_file, "errors", None) or "strict")
+    return None
+
+
+class LogObserverError(OSError):
+    """A log observer's file cannot be reopened (when an observer saved in a ``.tap`` is loaded)."""
 
 
 class FileLogObserver:
     """An observer writing formatted lines to a file (text or JSON); installed through :attr:`handler`.
 
-    Calling it with an event ``dict`` writes that event too.
+    Calling it with an event ``dict`` writes that event too. Saved in a
+    ``.tap`` without its open file: ``sys.stdout``/``sys.stderr`` by name, a
+    :class:`~twistdlite.logfile.LogFile` as itself, and a plain file the
+    ``.tac`` opened (``open("log.json", "a")``) by its absolute path,
+    encoding and errors, reopened for appending (never truncated, never
+    through a symbolic link) when the ``.tap`` is loaded.
     """
 
     def __init__(self, outFile: Any, formatter: logging.Formatter) -> None:
         self.outFile = outFile
         self.formatter = formatter
+        self._named = _named_file(outFile)
         self.handler = _stream_handler_for(outFile)
         self.handler.setFormatter(formatter)
         report_errors_once(self.handler, getattr(outFile, "name", None) or repr(outFile))
@@ -297,17 +487,46 @@ class FileLogObserver:
             reopen()
 
     def __getstate__(self) -> dict:
+        """Pickled (in a ``.tap``) without open streams: stdout/stderr by name, a plain file by path."""
         for name in ("stdout", "stderr"):  # saved by name: a stream cannot be pickled
             if self.outFile is getattr(sys, name) or self.outFile is getattr(sys, f"__{name}__"):
                 return {"stdio": name, "formatter": self.formatter}
+        if self._named is not None:  # open("j.log", "a"): reopened for appending when loaded
+            path, encoding, errors = self._named
+            return {"path": path, "mode": "a", "encoding": encoding, "errors": errors,
+                    "formatter": self.formatter}
         return {"outFile": self.outFile, "formatter": self.formatter}
 
     def __setstate__(self, state: dict) -> None:
-        out_file = getattr(sys, f"__{state['stdio']}__") if "stdio" in state else state["outFile"]
+        """Reopen what :meth:`__getstate__` saved; :class:`LogObserverError` if a file cannot be reopened."""
+        named = None
+        if "stdio" in state:
+            out_file = getattr(sys, f"__{state['stdio']}__")
+        elif "path" in state:
+            named = (state["path"], state.get("encoding") or "utf-8", state.get("errors") or "strict")
+            out_file = _reopen(*named)
+        else:
+            out_file = state["outFile"]
         self.__init__(out_file, state["formatter"])  # type: ignore[misc]
+        if named is not None:
+            self._named = named  # the reopened stream is named by its descriptor: keep the path
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {type(self.formatter).__name__} to {self.outFile!r}>"
+
+
+def _reopen(path: str, encoding: str, errors: str) -> TextIO:
+    """Open a saved observer's file again, for appending, never through a symbolic link."""
+    import errno
+
+    from twistdlite.logfile import open_log_stream
+
+    try:
+        return open_log_stream(path, encoding=encoding, errors=errors)
+    except OSError as exc:
+        reason = ("it is a symbolic link (not followed)" if exc.errno == errno.ELOOP
+                  else exc.strerror or str(exc))
+        raise LogObserverError(f"cannot reopen the log observer's file {path}: {reason}") from None
 
 
 def textFileLogObserver(outFile: TextIO, timeFormat: str = "%Y-%m-%dT%H:%M:%S%z") -> FileLogObserver:

@@ -2,8 +2,9 @@
 
 Lines look like twistd's: ``2026-11-22T10:15:30+0000 [system] message``, where
 the system is the record's ``system`` attribute (set for connection lines, e.g.
-``ReverserProtocol,3,127.0.0.1``) or else the logger's name. Tracebacks are
-indented under their line.
+``ReverserProtocol,3,127.0.0.1``, by :class:`~twistdlite.logger.SystemFilter`
+for every line logged inside a protocol callback) or else the logger's name.
+Tracebacks are indented under their line.
 
 Where the lines go — the first that applies, as in twistd:
 
@@ -20,6 +21,11 @@ Where the lines go — the first that applies, as in twistd:
 The file of 4/5 rotates at ``--log-rotate-length`` bytes keeping
 ``--log-max-rotated`` rotated files. When daemonized, what the process writes
 to ``sys.stdout``/``sys.stderr`` becomes log lines (``[stdout]``/``[stderr]``).
+
+A destination that fails is reported once on standard error: in a daemon,
+into the log itself; when the log is what fails, to the stream standard error
+replaced, which in a daemon is ``/dev/null``, so then to the local syslog
+socket (ident ``--prefix``) if there is one. It never loops.
 """
 
 from __future__ import annotations
@@ -35,11 +41,11 @@ from typing import Any, Callable, Optional
 
 from twistdlite.launch.errors import LoadError, StartError, UsageError
 from twistdlite.launch.options import DEFAULT_LOGFILE, Options
-from twistdlite.logger import TwistdFormatter, report_errors_once
+from twistdlite.logger import SystemFilter, TwistdFormatter, report_errors_once
 
-__all__ = ["TwistdFormatter", "LogSetup", "LogStream", "destination", "log_path", "check",
-           "resolve_logger", "fds_to_keep", "syslog_handler", "start_logging",
-           "SYSLOG_SOCKET_ENV", "DEFAULT_SYSLOG_SOCKET"]
+__all__ = ["TwistdFormatter", "LogSetup", "LogStream", "LogStreamBuffer", "destination", "log_path",
+           "check", "resolve_logger", "fds_to_keep", "syslog_handler", "start_logging", "capture_stdio",
+           "SYSTEM_FILTER", "SYSLOG_SOCKET_ENV", "DEFAULT_SYSLOG_SOCKET"]
 
 #: The environment variable naming the syslog socket (default ``/dev/log``).
 SYSLOG_SOCKET_ENV = "TWISTDLITE_SYSLOG_SOCKET"
@@ -50,19 +56,43 @@ class LogStream(io.TextIOBase):
     """A text stream whose complete lines become log records: a daemon's ``sys.stdout``/``sys.stderr``.
 
     Line-buffered: a partial line waits for its newline (or :meth:`close`).
-    A write made while this stream is already logging on the same thread
-    (a handler reporting its own failure to stderr) goes to ``original``
-    instead, so it can never loop.
+    Each line is logged under the system ``stdout``/``stderr``. A write made
+    while this stream is already logging on the same thread (a handler
+    reporting its own failure to stderr) goes to ``original`` instead, so it
+    can never loop.
+
+    It behaves like the text stream it replaced wherever a service may look:
+    ``buffer`` takes bytes (decoded as UTF-8, undecodable bytes kept and
+    logged backslash-escaped), ``reconfigure()`` is accepted and changes
+    nothing, ``name``, ``mode``, ``encoding``, ``errors``, ``line_buffering``
+    are there, ``isatty()`` is False. ``fileno()`` is the descriptor of the
+    stream it replaced (``/dev/null`` in a daemon, or the launching command's
+    standard output with ``-l -``), so code that writes to the descriptor or
+    hands it to a child process works as it does in the foreground, its
+    output going where the daemon's descriptor goes.
     """
 
-    def __init__(self, name: str, level: int, original: Any) -> None:
+    mode = "w"
+    line_buffering = True
+    write_through = False
+
+    def __init__(self, name: str, level: int, original: Any, prefix: str = "twistdlite") -> None:
         super().__init__()
         self.logger = logging.getLogger(name)
         self.level = level
         self.original = original
+        self.prefix = prefix
         self.partial = ""
+        self._name = f"<{name}>"
+        self._extra = {"system": name}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self.buffer = LogStreamBuffer(self)
+
+    @property
+    def name(self) -> str:
+        """``<stdout>`` or ``<stderr>``, as the stream it replaced is named."""
+        return self._name
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -73,6 +103,16 @@ class LogStream(io.TextIOBase):
     def errors(self) -> str:  # type: ignore[override]
         """What cannot be encoded is backslash-escaped."""
         return "backslashreplace"
+
+    @property
+    def busy(self) -> bool:
+        """True while this stream is logging a line on the calling thread."""
+        return getattr(self._local, "busy", False)
+
+    def reconfigure(self, *, encoding: Optional[str] = None, errors: Optional[str] = None,
+                    newline: Optional[str] = None, line_buffering: Optional[bool] = None,
+                    write_through: Optional[bool] = None) -> None:
+        """Accepted, as ``io.TextIOWrapper.reconfigure``, and ignored: lines are logged as text."""
 
     def writable(self) -> bool:
         """Always writable."""
@@ -108,22 +148,128 @@ class LogStream(io.TextIOBase):
     def _emit(self, lines: list) -> None:
         self._local.busy = True
         try:
-            log = self.logger.log
+            log, level, extra = self.logger.log, self.level, self._extra
             for line in lines:
-                log(self.level, line)
+                log(level, line, extra=extra)
         finally:
             self._local.busy = False
+
+    def last_resort(self, text: str) -> None:
+        """Deliver a report the log itself could not take (its handler is failing); never raises.
+
+        It goes to the stream this one replaced; when that is ``/dev/null``
+        (a daemon's), to the local syslog socket instead (ident ``prefix``),
+        if there is one. Called at most once per failing handler.
+        """
+        try:
+            if not _is_devnull(self.original):
+                self.original.write(text)
+                self.original.flush()
+                return
+        except Exception:
+            pass
+        _to_syslog(self.prefix, text)
 
     def flush(self) -> None:
         """Nothing to do: lines are logged as they complete."""
 
     def close(self) -> None:
-        """Log a last partial line, if any."""
+        """Log a last partial line, if any (and a last partial character of :attr:`buffer`)."""
+        if self.closed:
+            return
+        self.buffer.close()
         with self._lock:
             rest, self.partial = self.partial, ""
         if rest:
             self._emit([rest])
         super().close()
+
+
+class LogStreamBuffer(io.BufferedIOBase):
+    """The ``buffer`` of a :class:`LogStream`: bytes written to it are logged as its text is.
+
+    Decoded as UTF-8 as they come (a character split across writes is kept
+    whole); undecodable bytes are kept as surrogates (``surrogateescape``)
+    and written backslash-escaped (``\\udcff``).
+    """
+
+    mode = "wb"
+
+    def __init__(self, stream: LogStream) -> None:
+        super().__init__()
+        import codecs
+
+        self.stream = stream
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The text stream's name."""
+        return self.stream.name
+
+    def writable(self) -> bool:
+        """Always writable."""
+        return True
+
+    def isatty(self) -> bool:
+        """Never a terminal."""
+        return False
+
+    def fileno(self) -> int:
+        """The text stream's descriptor."""
+        return self.stream.fileno()
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        """Decode ``data`` (any bytes-like object) and write the text to the stream; returns its length."""
+        if isinstance(data, str):
+            raise TypeError("a bytes-like object is required, not 'str'")
+        data = bytes(data)
+        with self._lock:
+            text = self._decoder.decode(data)
+        if text:
+            self.stream.write(text)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to do: lines are logged as they complete."""
+
+    def close(self) -> None:
+        """Write what is left of a partial character (escaped), then close."""
+        if self.closed:
+            return
+        with self._lock:
+            rest = self._decoder.decode(b"", final=True)
+        if rest:
+            self.stream.write(rest)
+        super().close()
+
+
+def _is_devnull(stream: Any) -> bool:
+    """True when ``stream`` writes to ``/dev/null`` (or has no descriptor to tell)."""
+    try:
+        found = os.fstat(stream.fileno())
+        null = os.stat(os.devnull)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISCHR(found.st_mode) and found.st_rdev == null.st_rdev
+
+
+def _to_syslog(prefix: str, text: str) -> None:
+    """Send one line to the local syslog socket, if there is one; never raises, never logs."""
+    try:
+        handler = syslog_handler(prefix)
+    except Exception:
+        return  # no syslog here: nowhere is left to tell
+    handler.handleError = lambda record: None  # type: ignore[method-assign]
+    try:
+        handler.emit(logging.makeLogRecord({"name": "twistdlite", "levelno": logging.ERROR,
+                                            "levelname": "ERROR", "msg": text.rstrip("\n")}))
+    finally:
+        try:
+            handler.close()
+        except Exception:
+            pass
 
 
 class LogSetup:
@@ -169,6 +315,7 @@ class LogSetup:
         self.stdio = ()
         logging.captureWarnings(False)
         logging.getLogger().removeHandler(self.handler)
+        self.handler.removeFilter(SYSTEM_FILTER)
         try:
             self.handler.close()
         except Exception:
@@ -378,12 +525,16 @@ def _from_logger(spec: str) -> tuple:
     return observer, _observer_handler(observer, f"--logger {spec!r} returned a {type(observer).__name__}")
 
 
-def capture_stdio() -> tuple:
-    """Replace ``sys.stdout``/``sys.stderr`` with :class:`LogStream` objects; returns what to restore."""
+def capture_stdio(prefix: str = "twistdlite") -> tuple:
+    """Replace ``sys.stdout``/``sys.stderr`` with :class:`LogStream` objects; returns what to restore.
+
+    ``prefix`` is the syslog ident of a failure report nothing else can take
+    (see :meth:`LogStream.last_resort`).
+    """
     captured = []
     for name, level in (("stdout", logging.INFO), ("stderr", logging.ERROR)):
         original = getattr(sys, name)
-        stream = LogStream(name, level, original)
+        stream = LogStream(name, level, original, prefix)
         setattr(sys, name, stream)
         captured.append((name, original, stream))
     return tuple(captured)
@@ -415,10 +566,15 @@ def start_logging(options: Options, application: Any = None, stream: Any = None)
         handler = report_errors_once(_file_handler(options, path), os.path.abspath(path))
         handler.setFormatter(TwistdFormatter())
         targets = (handler,)
+    handler.addFilter(SYSTEM_FILTER)  # a protocol callback's lines get the connection's system
     root = logging.getLogger()
     root.addHandler(handler)
     if root.level == logging.WARNING:  # the default: let INFO through; keep a level the .tac chose
         root.setLevel(logging.INFO)
     logging.captureWarnings(True)
-    stdio = capture_stdio() if options.daemonize else ()
+    stdio = capture_stdio(options.prefix) if options.daemonize else ()
     return LogSetup(handler, path, targets, stdio)
+
+
+#: The filter :func:`start_logging` puts on the handler it installs.
+SYSTEM_FILTER = SystemFilter()
