@@ -194,6 +194,57 @@ def test_handler_formats_each_record_once_and_rotates(tmp_path):
     assert not (tmp_path / "h.log.3").exists()
 
 
+def _no_write_access(monkeypatch):
+    """As a daemon that dropped privileges sees a root-owned run directory: nothing is writable."""
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if mode & os.W_OK else real(path, mode, **kw))
+
+
+def test_a_rotation_it_may_not_do_leaves_the_file_open_and_says_so(tmp_path, monkeypatch):
+    handler = RotatingLogHandler(str(tmp_path / "h.log"), maxBytes=40, backupCount=2)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.write("first line\n")
+    _no_write_access(monkeypatch)
+    with pytest.raises(PermissionError, match=f"{tmp_path} is not writable by uid {os.geteuid()}"):
+        handler.rotate_now()  # SIGUSR1: refused before anything is touched
+    handler.write("x" * 30 + "\n")  # past maxBytes: rotation is off, the line is written
+    handler.write("and more\n")
+    handler.close()
+    assert sorted(os.listdir(tmp_path)) == ["h.log"]
+    lines = read(tmp_path / "h.log").splitlines()
+    assert lines[0] == "first line"
+    assert lines[1].startswith("Cannot rotate the log (") and lines[1].endswith("rotation by size is off from now on")
+    assert lines[2:] == ["x" * 30, "and more"]
+
+
+def test_a_reopen_that_fails_keeps_writing_to_the_open_file(tmp_path, monkeypatch):
+    handler = RotatingLogHandler(str(tmp_path / "h.log"), maxBytes=0, backupCount=0)
+    handler.write("before\n")
+    os.rename(tmp_path / "h.log", tmp_path / "h.log.old")  # moved away by logrotate
+
+    def refused():
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(handler, "_open", refused)
+    with pytest.raises(PermissionError):
+        handler.reopen()
+    handler.write("after\n")
+    handler.close()
+    assert read(tmp_path / "h.log.old") == "before\nafter\n"
+
+
+def test_a_daily_rotation_it_may_not_do_keeps_the_file(tmp_path, monkeypatch):
+    log = DailyLogFile("d.log", str(tmp_path))
+    log.write("today\n")
+    _no_write_access(monkeypatch)
+    with pytest.raises(PermissionError):
+        log.rotate()
+    log.write("still here\n")
+    log.close()
+    assert sorted(os.listdir(tmp_path)) == ["d.log"]
+    assert read(tmp_path / "d.log") == "today\nstill here\n"
+
+
 def test_handler_size_accounts_for_an_existing_file(tmp_path):
     (tmp_path / "h.log").write_text("a" * 95 + "\n")
     handler = RotatingLogHandler(str(tmp_path / "h.log"), maxBytes=100, backupCount=1)

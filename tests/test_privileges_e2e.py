@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 
 import pytest
 
 from daemon_helpers import (IS_ROOT, Daemons, launch, nobody_dir, open_fds, proc_status, public_dir,
                             unprivileged_python, wait_no_daemon)
-from support import connect, is_gone, read_pid, recv_until
+from support import connect, is_gone, read_pid, recv_until, wait_for_file_text
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="privilege tests need root")
 
@@ -108,6 +109,27 @@ def test_root_binds_a_low_port_then_runs_as_nobody_for_good(python, rundir, daem
     stop = launch(["stop"], rundir, tac=False)
     assert stop.returncode == 0, stop.stderr
     assert is_gone(pid)
+
+
+def test_after_dropping_to_nobody_a_rotation_or_reopen_it_may_not_do_never_silences_the_log(
+        python, rundir, daemons):
+    """twistd.log and its directory are root's: SIGUSR1 and SIGHUP fail, say so, and logging goes on."""
+    done = launch(["-o", "-u", "nobody"], rundir, "record:a,listener:0", python=python)
+    assert done.returncode == 0, done.stderr
+    pid = daemons.track(read_pid(rundir / "twistd.pid"))
+    log = rundir / "twistd.log"
+    os.kill(pid, signal.SIGUSR1)
+    wait_for_file_text(log, "Could not rotate the log: PermissionError")
+    os.kill(pid, signal.SIGHUP)  # the file is where it was: reopening it in place works
+    wait_for_file_text(log, "Received SIGHUP, reopened the log.")
+    os.rename(log, rundir / "twistd.log.moved")  # as logrotate would, leaving no file nobody can create
+    os.kill(pid, signal.SIGHUP)
+    moved = rundir / "twistd.log.moved"
+    wait_for_file_text(moved, "Could not reopen the log: PermissionError")
+    daemons.stop(pid)
+    text = moved.read_text()
+    assert "Received SIGTERM, shutting down." in text and "Server Shut Down." in text
+    assert sorted(os.listdir(rundir)) == ["twistd.log.moved", "twistd.pid"]  # the pidfile: empty, harmless
 
 
 def test_the_applications_uid_and_gid_apply_without_options(python, rundir, daemons):

@@ -22,6 +22,7 @@ refused, not followed). Text is written as UTF-8; what cannot be encoded
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.handlers
 import os
@@ -88,20 +89,44 @@ class _LogHandlerMixin:
         return (found.st_dev, found.st_ino) != (self.dev, self.ino)
 
     def reopen(self) -> None:
-        """Close and reopen the file at its path (after an external tool moved it)."""
+        """Reopen the file at its path (after an external tool moved it).
+
+        The new file is opened first: when that fails (a run directory the
+        process may no longer write to, after dropping privileges), the
+        ``OSError`` propagates and logging goes on into the file already open.
+        """
         self.acquire()  # type: ignore[attr-defined]
         try:
-            stream, self.stream = self.stream, None
+            new = self._open()
+            stream, self.stream = self.stream, new
             if stream is not None:
                 try:
                     stream.close()
                 except OSError:
                     pass  # what could not be flushed (a full disk) is lost, not fatal
-            self.stream = self._open()
             self._statstream()
             self._opened()
         finally:
             self.release()  # type: ignore[attr-defined]
+
+    def rotation_problem(self) -> Optional[str]:
+        """Why this process may not rotate the file (rename it and create a new one), or None.
+
+        Asked before rotating, as Twisted's ``LogFile`` does: once a daemon has
+        dropped privileges, a log file and run directory opened as root are
+        often out of its reach, and a half-done rotation would leave no file to write.
+        """
+        directory = os.path.dirname(os.path.abspath(self.baseFilename))
+        effective = os.access in os.supports_effective_ids
+        for path, need in ((directory, os.W_OK | os.X_OK), (self.baseFilename, os.W_OK)):
+            if os.path.exists(path) and not os.access(path, need, effective_ids=effective):
+                return f"{path} is not writable by uid {os.geteuid()}"
+        return None
+
+    def _notice(self, message: str) -> str:
+        """A line saying ``message``, formatted as this handler formats records."""
+        record = logging.LogRecord("twistdlite", logging.ERROR, __file__, 0, message, None, None)
+        return self.format(record) + self.terminator  # type: ignore[attr-defined]
 
     def rotate_now(self) -> None:
         """Rotate now (SIGUSR1); if the file was moved away by an external tool, just reopen it.
@@ -175,7 +200,12 @@ class RotatingLogHandler(_LogHandlerMixin, logging.handlers.RotatingFileHandler)
             if self.size + length > self.maxBytes and self.regular:
                 self.size = os.fstat(stream.fileno()).st_size  # the truth, rarely asked for
                 if self.size and self.size + length > self.maxBytes:
-                    self.doRollover()
+                    try:
+                        self.doRollover()
+                    except OSError as exc:  # keep writing where we are: a log never stops the service
+                        self.maxBytes = 0
+                        text = self._notice(f"Cannot rotate the log ({exc.strerror or exc}); "
+                                            "rotation by size is off from now on") + text
                     stream = self.stream
             self.size += length
         stream.write(text)
@@ -194,9 +224,15 @@ class RotatingLogHandler(_LogHandlerMixin, logging.handlers.RotatingFileHandler)
         return self.size + self.encoded_length(self.format(record) + self.terminator) > self.maxBytes
 
     def doRollover(self) -> None:
-        """Rename ``name`` to ``name.1`` (shifting older ones up) and start a new file."""
+        """Rename ``name`` to ``name.1`` (shifting older ones up) and start a new file.
+
+        ``PermissionError`` (nothing touched) when :meth:`rotation_problem` says it cannot be done.
+        """
         if not self.regular:
             return
+        problem = self.rotation_problem()
+        if problem is not None:
+            raise PermissionError(errno.EACCES, problem)
         if self.keep_all:
             self.backupCount = highest_suffix(self.baseFilename) + 1
         try:
@@ -241,7 +277,11 @@ class DailyLogHandler(_LogHandlerMixin, logging.handlers.TimedRotatingFileHandle
             self.release()
 
     def doRollover(self) -> None:
-        """Rename the file to its dated name and start a new one."""
+        """Rename the file to its dated name and start a new one (``PermissionError`` if it may not)."""
+        problem = self.rotation_problem()
+        if problem is not None:
+            self.rolloverAt = self.computeRollover(int(time.time()))  # try again at the next midnight
+            raise PermissionError(errno.EACCES, problem)
         try:
             logging.handlers.TimedRotatingFileHandler.doRollover(self)
         finally:
@@ -252,7 +292,10 @@ class DailyLogHandler(_LogHandlerMixin, logging.handlers.TimedRotatingFileHandle
     def write(self, text: str) -> None:
         """Append ``text``, rotating first when a new day has begun."""
         if self.shouldRollover(None):  # type: ignore[arg-type]
-            self.doRollover()
+            try:
+                self.doRollover()
+            except OSError as exc:
+                text = self._notice(f"Cannot rotate the log ({exc.strerror or exc})") + text
         stream = self.stream
         if stream is None:
             stream = self.stream = self._open()

@@ -345,13 +345,13 @@ def _reopener(handler: logging.FileHandler) -> Callable[[], None]:
     def reopen() -> None:
         handler.acquire()
         try:
-            stream, handler.stream = handler.stream, None
+            new = handler._open()  # first: if it fails, logging goes on into the open file
+            stream, handler.stream = handler.stream, new
             if stream is not None:
                 try:
                     stream.close()
                 except OSError:
                     pass
-            handler.stream = handler._open()
         finally:
             handler.release()
 
