@@ -88,3 +88,14 @@ def test_a_refused_privilege_drop_releases_the_bound_unix_socket(tmp_path):
     done = run(["-noy", "app.tac", "--pidfile", "", "-u", "nobody"], cwd=tmp_path)
     assert failed(done).startswith("twistdlite: error: cannot drop privileges to uid=65534")
     assert sorted(os.listdir(tmp_path)) == ["app.tac"]
+
+
+def test_a_unix_datagram_client_whose_server_is_missing_fails_in_one_line(tmp_path):
+    write_tac(tmp_path, """\
+        internet.UNIXDatagramClient("missing.sock", protocol.DatagramProtocol()).setServiceParent(application)
+        """)
+    done = run(["-noy", "app.tac", "--pidfile", ""], cwd=tmp_path)
+    assert failed(done) == ("twistdlite: error: An outgoing connection could not be made: cannot connect to "
+                            "UNIX datagram socket missing.sock: No such file or directory.")
+    assert "Traceback" not in done.stdout
+    assert sorted(os.listdir(tmp_path)) == ["app.tac"]

@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 from twistdlite._aio import Done, when_running
 from twistdlite.address import UNIXAddress, from_sockaddr
-from twistdlite.error import CannotListenError, MulticastJoinError
+from twistdlite.error import CannotListenError, ConnectError, MulticastJoinError
 from twistdlite.failure import Failure
 from twistdlite.logger import system_context
 
@@ -435,15 +435,19 @@ class ConnectedUNIXDatagramPort(DatagramPort):
         except OSError as exc:
             sock.close()
             self._closed()
-            raise ConnectionRefusedError(exc.errno, f"cannot connect to UNIX datagram socket "
-                                                    f"{os.fsdecode(self.address)}: {exc.strerror}") from None
+            from twistdlite.error import connect_error_for
+
+            error = connect_error_for(exc)
+            error.string = (f"cannot connect to UNIX datagram socket {os.fsdecode(self.address)}: "
+                            f"{exc.strerror or exc}")
+            raise error from None
         return sock
 
     def startListening(self) -> "DatagramPort":
         """Connect now (``protocol.connectionFailed`` is called on failure); serve once the loop runs."""
         try:
             self.bind()
-        except (OSError, CannotListenError) as exc:
+        except (OSError, CannotListenError, ConnectError) as exc:
             log.warning("%s", exc)
             failed = getattr(self.protocol, "connectionFailed", None)
             if failed is not None:

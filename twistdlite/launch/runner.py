@@ -256,7 +256,7 @@ class Serving:
 
     async def serve(self) -> int:
         """Start, report, wait for a stop, stop, save; returns the exit status."""
-        from twistdlite.error import CannotListenError
+        from twistdlite.error import CannotListenError, ConnectError
         from twistdlite.service import IService
 
         loop = asyncio.get_running_loop()
@@ -275,7 +275,7 @@ class Serving:
             self.readiness.failed(str(exc))
             await self._settle(before)
             raise
-        except CannotListenError as exc:  # a port in use, a bad socket path: the message says it all
+        except (CannotListenError, ConnectError) as exc:  # a port in use, a peer socket missing: said in full
             log.error("Start-up failed: %s", exc)
             self.readiness.failed(str(exc))
             await self._settle(before)
