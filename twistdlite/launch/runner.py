@@ -80,6 +80,8 @@ def run(options: Options) -> int:
             if readiness.closed_fds:
                 log.info("Detaching closed descriptors the run does not keep: %s",
                      ", ".join(readiness.closed_fds))
+            if not (options.debug or options.profile or options.spew):
+                return run_loop(options, application, readiness, logs, uid, gid)
             from twistdlite.launch import debug
 
             return debug.wrap(options, lambda: run_loop(options, application, readiness, logs, uid, gid))
@@ -292,7 +294,7 @@ class Serving:
 
     async def _start(self, service: Any) -> None:
         """privilegedStartService, drop privileges, startService: all within --start-timeout."""
-        from twistdlite.launch import stacks
+        from twistdlite.launch import stacks  # now: after the drop, our own files may be out of reach
         from twistdlite.service import maybe_await, release_privileged
 
         loop = asyncio.get_running_loop()
