@@ -327,6 +327,11 @@ class IntNStringReceiver(Protocol):
     structFormat = "!I"
     prefixLength = 4
     _buffer = b""
+    # A string longer than what has arrived of it: its chunks, joined once it is whole
+    # (adding each chunk to one buffer would copy a long string over and over).
+    _pending: Optional[list] = None
+    _pending_size = 0
+    _pending_need = 0
 
     def stringReceived(self, string: bytes) -> None:
         """Called with each payload; override it."""
@@ -338,11 +343,20 @@ class IntNStringReceiver(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         """Parse length-prefixed strings out of the data."""
-        buffer = self._buffer + data if self._buffer else data
+        if self._pending is not None:
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size < self._pending_need:
+                return
+            buffer = b"".join(self._pending)
+            self._pending = None
+        else:
+            buffer = self._buffer + data if self._buffer else data
         offset = 0
         prefix = self.prefixLength
         fmt = self.structFormat
         end = len(buffer)
+        waiting = 0
         while end - offset >= prefix:
             if self.transport is not None and self.transport.disconnecting:
                 self._buffer = b""
@@ -354,10 +368,16 @@ class IntNStringReceiver(Protocol):
                 return
             start = offset + prefix
             if end - start < length:
+                waiting = prefix + length
                 break
             offset = start + length
             self.stringReceived(buffer[start:offset])
-        self._buffer = buffer[offset:]
+        rest = buffer[offset:] if offset else buffer
+        if waiting:
+            self._buffer = b""
+            self._pending, self._pending_size, self._pending_need = [rest], len(rest), waiting
+        else:
+            self._buffer = rest
 
     def sendString(self, string: bytes) -> None:
         """Send ``string`` with its length prefix (``StringTooLongError`` if it cannot fit)."""
