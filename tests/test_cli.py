@@ -171,6 +171,27 @@ def test_help_imports_nothing_heavy():
     assert result.stdout.splitlines()[-1] == "0 []", result.stdout + result.stderr
 
 
+#: What only plugin discovery imports: the launcher's plugin module, the plugins, importlib.metadata.
+PLUGIN_MACHINERY = "('twistdlite.launch.plugins', 'twistdlite.plugins', 'importlib.metadata')"
+
+
+def test_the_api_and_a_tac_run_never_look_for_plugins(tmp_path):
+    script = ("import sys\nimport twistdlite.service, twistdlite.internet, twistdlite.strports, twistdlite.reactor\n"
+              f"print(sorted(m for m in sys.modules if m.startswith({PLUGIN_MACHINERY})))\n")
+    result = subprocess.run([sys.executable, "-c", script], env=env(), capture_output=True, text=True, timeout=30)
+    assert result.stdout == "[]\n", result.stdout + result.stderr
+    tac = tmp_path / "lazy.tac"
+    tac.write_text("import sys\nfrom twistdlite import reactor, service\n\n"
+                   "def check():\n"
+                   f"    found = sorted(m for m in sys.modules if m.startswith({PLUGIN_MACHINERY}))\n"
+                   "    print('plugin machinery:', found, flush=True)\n"
+                   "    reactor.stop()\n\n"
+                   "reactor.callWhenRunning(check)\napplication = service.Application('lazy')\n")
+    result = run(["-noy", str(tac), "--pidfile", ""], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "plugin machinery: []\n" in result.stdout, result.stdout
+
+
 # -- usage errors: exit status 2, one line ----------------------------------------------------------------
 
 def test_unknown_option(capsys):
@@ -244,7 +265,7 @@ def test_not_available_options_say_so(capsys, monkeypatch):
             assert flag in str(exc) and "not available yet" in str(exc)
             still_missing.append(flag)
 
-    def not_built(params, source=None):
+    def not_built(params, source=None, **keywords):
         raise NotAvailable("--frobnicate is not available yet in twistdlite 0.1.0")
 
     monkeypatch.setattr(cli, "make_options", not_built)

@@ -10,16 +10,23 @@ import click
 import pytest
 
 from support import ROOT
-from twistdlite.launch import cli
+from twistdlite.launch import cli, plugins
 
 PAGE = ROOT / "man" / "twistdlite.1"
 
 
 def commands() -> dict:
-    """Every click command of the CLI by name: the main one ("") and each subcommand."""
+    """Every click command of the CLI by name: the main one ("") and each subcommand.
+
+    Of the plugins, only the built-in ones: a plugin installed in this environment
+    documents itself, not in this page.
+    """
     found = {"": cli.cli}
     ctx = main_context()
+    ours = set(cli.TwistdliteGroup.builtin) | set(plugins.builtin_names())
     for name in cli.cli.list_commands(ctx):
+        if name not in ours:
+            continue
         command = cli.cli.get_command(ctx, name)
         assert command is not None, f"subcommand {name!r} is listed but cannot be loaded"
         found[name] = command
@@ -47,8 +54,12 @@ def accepted_options() -> dict:
 def page_text() -> str:
     """The page's source with roff escapes for dashes and fonts removed, comments dropped."""
     lines = [line for line in PAGE.read_text().splitlines() if not line.startswith('.\\"')]
-    text = "\n".join(lines)
-    text = text.replace("\\-", "-").replace("\\(aq", "'").replace("\\&", "")
+    return page_text_of("\n".join(lines))
+
+
+def page_text_of(source: str) -> str:
+    """``source`` (roff) with the escapes for dashes, quotes and fonts removed."""
+    text = source.replace("\\-", "-").replace("\\(aq", "'").replace("\\&", "")
     return re.sub(r"\\f(\[[^\]]*\]|\(..|.)", "", text)
 
 
@@ -72,6 +83,28 @@ def test_every_option_the_cli_accepts_is_in_the_manual():
             assert re.search(rf"^\.B {name}$", PAGE.read_text(), re.M), f"subcommand {name} has no entry"
 
 
+def plugin_entry(name: str) -> str:
+    """The text of a built-in plugin's entry in PLUGINS: from its ``.B name`` line to the end of its options."""
+    section = re.split(r'^\.SH "?PLUGINS"?$', PAGE.read_text(), flags=re.M)[1].split("\n.SH ", 1)[0]
+    match = re.search(rf"^\.B {name}\n(.*?)^\.RE$", section, re.M | re.S)
+    assert match, f"plugin {name} has no entry (.B {name} ... .RE) in PLUGINS"
+    return page_text_of(match.group(1))
+
+
+def test_each_built_in_plugin_documents_every_option_in_its_own_entry():
+    assert plugins.builtin_names() == ["portforward", "web"]
+    parent = main_context()
+    for name in plugins.builtin_names():
+        command = cli.cli.get_command(parent, name)
+        ctx = click.Context(command, info_name=name, parent=parent, **command.context_settings)
+        entry = plugin_entry(name)
+        options = [opt for param in command.get_params(ctx) if isinstance(param, click.Option)
+                   for opt in param.opts + param.secondary_opts if opt not in ctx.help_option_names]
+        assert options, name
+        missing = [opt for opt in options if not mentioned(opt, entry)]
+        assert not missing, f"{name}'s entry in PLUGINS does not document {missing}"
+
+
 def test_the_manual_mentions_no_long_option_the_cli_does_not_accept():
     accepted = set(accepted_options())
     documented = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", page_text()))
@@ -83,8 +116,8 @@ def test_the_manual_has_the_sections_a_user_looks_for():
     source = PAGE.read_text()
     assert source.splitlines()[3].startswith(".TH TWISTDLITE 1 ")
     headings = re.findall(r'^\.SH "?([^"\n]+)"?$', source, re.M)
-    for heading in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "COMMANDS", "THE ORDER OF A RUN", "SIGNALS",
-                    "FILES", "EXIT STATUS", "SEE ALSO"]:
+    for heading in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "COMMANDS", "PLUGINS", "THE ORDER OF A RUN",
+                    "SIGNALS", "FILES", "EXIT STATUS", "SEE ALSO"]:
         assert heading in headings, heading
     text = page_text()
     for word in ["twistd.pid", "twistd.log", "-shutdown.tap", "SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGHUP"]:

@@ -50,18 +50,28 @@ def _positive(ctx: click.Context, param: click.Parameter, value: Optional[float]
     return value
 
 
+#: Where :meth:`TwistdliteGroup.resolve_command` leaves a plugin's own arguments (in ``ctx.meta``).
+PLUGIN_ARGS = "twistdlite.plugin_args"
+
+
 class TwistdliteGroup(click.Group):
-    """A group whose subcommands are ``stop``, ``status`` and the plugins (loaded only when asked for)."""
+    """A group whose subcommands are ``stop``, ``status`` and the plugins (loaded only when asked for).
+
+    Launcher options come before the subcommand, the plugin's own options after
+    it, as with twistd. See :mod:`twistdlite.launch.plugins`.
+    """
 
     builtin = {"stop": "twistdlite.launch.control:stop", "status": "twistdlite.launch.control:status"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(self.builtin)
+        from twistdlite.launch import plugins
+
+        return sorted(set(self.builtin) | set(plugins.names()))
 
     def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
         target = self.builtin.get(name)
         if target is None:
-            return None
+            return self._plugin_command(name)
         import importlib
 
         module, _, attr = target.partition(":")
@@ -70,20 +80,80 @@ class TwistdliteGroup(click.Group):
         except (ImportError, AttributeError):
             return None
 
+    def _plugin_command(self, name: str) -> Optional[click.Command]:
+        """The subcommand running plugin ``name``; None if there is none (PluginError if it is broken)."""
+        from twistdlite.launch import plugins
+
+        plugin = plugins.find(name)
+        if plugin is None:
+            return None
+        import copy
+
+        # The plugin's own command parses (and --help shows) its options; this copy runs the launcher.
+        command = copy.copy(plugin.command)
+        command.name = name
+        command.callback = _run_plugin
+        command.help = plugin.command.help or plugin.description
+        command.short_help = plugin.description or plugin.command.short_help
+        return command
+
     def resolve_command(self, ctx: click.Context, args: list) -> Any:
-        """Resolve the subcommand; an application file given without -y/-f gets a hint."""
+        """Resolve the subcommand; an application file given without -y/-f gets a hint, an unknown name the plugins."""
         name = args[0] if args else ""
         if name.endswith((".tac", ".tap", ".py")) and self.get_command(ctx, name) is None:
             flag = "-f" if name.endswith(".tap") else "-y"
             raise click.UsageError(f"No such command '{name}'; to run an application file, use {flag} {name}")
-        return super().resolve_command(ctx, args)
+        if name and not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
+            from twistdlite.launch import plugins
+
+            raise click.UsageError(plugins.unknown_message(name), ctx)
+        cmd_name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[PLUGIN_ARGS] = tuple(rest)
+        return cmd_name, command, rest
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the group; a usage error in a plugin's options is marked with the plugin's name."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            name = ctx.invoked_subcommand
+            if name is not None and name not in self.builtin and not hasattr(exc, "twistdlite_plugin"):
+                exc.twistdlite_plugin = name  # type: ignore[attr-defined]
+            raise
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The "Commands" section of --help: stop, status and every plugin with its description."""
+        from twistdlite.launch import plugins
+
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in self.builtin:
+                command = self.get_command(ctx, name)
+                rows.append((name, command.get_short_help_str(limit) if command is not None else ""))
+            else:
+                rows.append((name, plugins.describe(name)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.pass_context
+def _run_plugin(ctx: click.Context, /, **params: Any) -> None:
+    """Run the application a plugin makes from its arguments (parsed again by the loader)."""
+    options = ctx.find_root().obj.evolve(plugin_args=ctx.meta.get(PLUGIN_ARGS, ()))
+    from twistdlite.launch import runner
+
+    ctx.exit(runner.run(options))
 
 
 @click.group(
     cls=TwistdliteGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    help="Run a twistd-style application (.tac or .tap) on asyncio.",
+    help="Run a twistd-style application (.tac or .tap, or one a plugin makes) on asyncio.",
+    epilog="Launcher options come before a plugin's name, its own options after it: "
+           "twistdlite -n web --path DIR. 'twistdlite PLUGIN --help' lists a plugin's options.",
 )
 @click.option("-n", "--nodaemon", is_flag=True, help="Don't daemonize: stay in the foreground, log to stdout.")
 @click.option("-o", "--no_save", "--no-save", "no_save", is_flag=True,
@@ -139,18 +209,20 @@ class TwistdliteGroup(click.Group):
                       message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, **params: Any) -> None:
-    """Run a twistd-style application (.tac or .tap) on asyncio."""
-    options = make_options(params, ctx.get_parameter_source("pidfile"))
+    """Run a twistd-style application (.tac or .tap, or one a plugin makes) on asyncio."""
+    subcommand = ctx.invoked_subcommand
+    plugin = subcommand if subcommand is not None and subcommand not in TwistdliteGroup.builtin else None
+    options = make_options(params, ctx.get_parameter_source("pidfile"), plugin=plugin)
     ctx.obj = options
-    if ctx.invoked_subcommand is not None:
+    if subcommand is not None:
         return
     from twistdlite.launch import runner
 
     ctx.exit(runner.run(options))
 
 
-def make_options(params: dict, pidfile_source: Any = None) -> Options:
-    """Validate the parsed parameters and build the :class:`Options`."""
+def make_options(params: dict, pidfile_source: Any = None, plugin: Optional[str] = None) -> Options:
+    """Validate the parsed parameters and build the :class:`Options` (``plugin``: the plugin subcommand)."""
     if params["source"]:
         raise UsageError("-s/--source: Twisted's AOT (.tas) files are not supported; "
                          "use -y with a .tac or -f with a .tap")
@@ -162,6 +234,11 @@ def make_options(params: dict, pidfile_source: Any = None) -> Options:
             raise UsageError(f"{flag} needs a file name, not an empty string")
     if params["python"] and params["file"]:
         raise UsageError("-y/--python and -f/--file cannot be used together")
+    if plugin is not None:
+        for name, flag in (("python", "-y/--python"), ("file", "-f/--file")):
+            if params[name]:
+                raise UsageError(f"{flag} and a plugin ({plugin}) cannot be used together: "
+                                 "the plugin makes the application")
     from twistdlite.launch.privileges import parse_gid, parse_uid
 
     uid = parse_uid(params["uid"]) if params["uid"] else None
@@ -169,6 +246,7 @@ def make_options(params: dict, pidfile_source: Any = None) -> Options:
     return Options(
         python=params["python"],
         file=params["file"],
+        plugin=plugin,
         nodaemon=params["nodaemon"] or params["debug"],
         no_save=params["no_save"],
         rundir=params["rundir"],
@@ -231,7 +309,9 @@ def run_cli(argv: Optional[Sequence[str]] = None, prog_name: str = PROG) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.UsageError as exc:
-        report(exc.format_message() if not isinstance(exc, click.BadParameter) else _bad_parameter(exc))
+        message = exc.format_message() if not isinstance(exc, click.BadParameter) else _bad_parameter(exc)
+        plugin = getattr(exc, "twistdlite_plugin", None)
+        report(f"{plugin}: {message}" if plugin else message)  # a plugin's option: say whose
         return 2
     except click.ClickException as exc:
         report(exc.format_message())

@@ -42,3 +42,11 @@ class NotAvailable(LaunchError):
 
 class StopTimeout(LaunchError):
     """A service did not finish stopping within --shutdown-timeout."""
+
+
+class PluginError(LoadError):
+    """A plugin cannot be loaded (a broken module or entry point) or failed to make its service."""
+
+
+class UnknownPlugin(UsageError):
+    """No plugin goes by the name asked for."""
