@@ -508,17 +508,20 @@ def test_an_observer_that_raises_is_reported_once_and_the_service_keeps_running(
 
 
 def _listening_port(pid: int) -> int:
-    """The TCP port ``pid`` listens on (from /proc), or 0."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+    """The TCP port ``pid`` listens on (from /proc), waiting until it does."""
+    def sockets() -> set:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        return inodes
 
     def find():
+        inodes = sockets()  # asked again each time: the port may not be bound yet
         with open("/proc/net/tcp") as table:
             for row in table.readlines()[1:]:
                 fields = row.split()
