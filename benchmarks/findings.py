@@ -15,9 +15,10 @@ _STARTUP = (
     "no longer imports pickle, json, hashlib/_hashlib and hmac unless a `.tap` is saved, loaded or signed; "
     "`Options`, the address objects, `PidStatus` and `TapHeader` are plain `__slots__` classes instead of "
     "dataclasses (whose creation execs generated code at import); the debugging wrapper is imported only "
-    "for `-b`/`--profile`/`--spew`. That took the asyncio start-up from 1.56× to 1.29× the bare script "
-    "(met in this run; 1.39× in a run on a busier machine the same day) and uvloop's from 1.48× to "
-    "1.36×. **What is left**: click is now the largest single item (its `click.types` pulls in uuid → "
+    "for `-b`/`--profile`/`--spew`. In four runs on 2026-12-01 that took the asyncio start-up from "
+    "1.56× to 1.29×–1.40× the bare script and uvloop's from 1.48× to 1.27×–1.36×: on or near the line, "
+    "and which side of it a run lands on is the machine (the bare script's own min and max span ±20% "
+    "within one run). **What is left**: click is now the largest single item (its `click.types` pulls in uuid → "
     "platform and datetime, and every short option such as `-noy` is first tried as a long one, whose "
     "`NoSuchOption` imports difflib); then the launcher modules (~0.3 ms each) and the API modules the "
     "`.tac` imports. 1.3× of the bare script is about bare + 25 ms. **Fix proposed, not made**: a fast "
@@ -30,13 +31,15 @@ _STARTUP_VS_TWISTD = (
     "matters: plain Twisted's twistd (what the `bench` extra installs) is ready in ~190–230 ms here, so "
     "0.4× is ~80–90 ms — within ~1.1× of the bare asyncio script, below what any launcher reaches that "
     "also imports click; with Twisted's `tls` extra installed twistd took ~272 ms and twistdlite's ratio "
-    "was 0.43× before the 2026-12-01 fixes. **Fix**: the start-up fixes above are made (0.55× → 0.48× "
-    "here); the click-free fast path proposed there is what would remain."
+    "was 0.43× before the 2026-12-01 fixes. **Fix**: the start-up fixes above are made (0.55× "
+    "to 0.48×–0.53× in the runs of 2026-12-01); the click-free fast path proposed there is what would "
+    "remain."
 )
 
 _MEMORY_VS_TWISTD = (
     "**Reason**: plain Twisted's twistd holds ~32.5 MiB here; 0.7× of that is 22.8 MiB, while the bare "
-    "asyncio script alone holds 20.2 MiB and the bare script on uvloop 22.9 MiB — already over the line. "
+    "asyncio script alone holds 20.2 MiB (leaving 2.6 MiB for all that twistdlite adds) and the bare script "
+    "on uvloop 22.9 MiB, already over the line. "
     "**Fix made** (2026-12-01, ae4205a): persist, hashlib/libcrypto, pickle and json are loaded only when "
     "a `.tap` is handled (1.4 MiB): asyncio went from 0.75× to 0.71× (and from 1.21× to 1.14× the bare "
     "script, now met). What is left is click (~1.7 MiB); the uvloop reactor (uvloop's own 2.7 MiB) "
@@ -54,12 +57,14 @@ _DAEMON = (
     "**Reason** (strace -f -tt of `twistdlite -y`, and this table's *serving* rows): what the launching "
     "command waits for is the foreground start-up plus detaching. **Fixes made**: the launching command "
     "leaves with `os._exit(0)` once READY is read (f3f3d60), and the start-up fixes of 2026-12-01 "
-    "(ae4205a): 0.59× → 0.45× in the run of 2026-12-01."
+    "(ae4205a): from 0.59× to 0.45×–0.60× in three full runs on 2026-12-01 — on the line, with this "
+    "machine's spread (twistd's own min and max span 180–320 ms within one run). What is left is the "
+    "start-up entry's: click."
 )
 
 _ECHO_VS_TWISTD = (
     "**Reason**: twistdlite on uvloop sits close to the 2× line, and on this shared machine the ratio "
-    "moves with the run: 2.12×, 2.65× and 2.03× in three runs on 2026-12-01 (1.87–2.23× on 2026-11-22). "
+    "moves with the run: 2.12×, 2.65×, 2.03× and 2.22× in four runs on 2026-12-01 (1.87–2.23× on 2026-11-22). "
     "The server's own cost per request (the *server CPU per request* table) is steadier, about 0.4× "
     "twistd's. **Fix made**: the `LineReceiver` fast path (see the entry for the hand-written server)."
 )
@@ -71,8 +76,8 @@ _ECHO_VS_BARE = (
     "and `LineReceiver` against 375 ns for the hand-written `split` loop, of a ~8 µs request. **Fix made** "
     "(2026-12-01, ae4205a): a fast path at the top of `LineReceiver.dataReceived` for a chunk that is "
     "exactly one line with nothing buffered (1.19 → ~0.66 µs a line), with tests of its re-entrant, "
-    "paused, raw-mode and over-long cases. With it the ratio was 0.82×, 0.96× and 0.97× on asyncio and "
-    "0.93×, 0.94× and 0.98× on uvloop in three runs on 2026-12-01 (0.845× and 0.87× before); the spread "
+    "paused, raw-mode and over-long cases. With it the ratio was 0.82×, 0.96×, 0.97× and 0.93× on asyncio "
+    "and 0.93×, 0.94×, 0.98× and 0.92× on uvloop in four runs on 2026-12-01 (0.845× and 0.87× before); the spread "
     "between runs is the machine (see min and max), not the code."
 )
 
