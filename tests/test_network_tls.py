@@ -139,6 +139,30 @@ def test_a_server_restored_from_a_tap_reads_its_key_when_it_binds(loop, tls):
     run(main(), loop)
 
 
+@loop_param()
+def test_a_client_restored_from_a_tap_reads_its_ca_file_before_the_drop(loop, tls):
+    key, cert = tls
+    trusting = pickle.loads(pickle.dumps(internet.SSLClient(
+        "127.0.0.1", 0, protocol.ClientFactory.forProtocol(Talker), optionsForClientTLS("localhost", str(cert)))))
+
+    async def main():
+        server = reactor.listenSSL(0, echo_factory(), DefaultOpenSSLContextFactory(str(key), str(cert)),
+                                   interface="127.0.0.1")
+        await until(lambda: server.server is not None)
+        trusting.port = server.getHost().port
+        trusting.privilegedStartService()  # as root, say: the CA file is read now
+        os.rename(cert, f"{cert}.away")
+        try:
+            trusting.startService()  # after the drop to -u: the file is out of reach
+            await until(lambda: trusting._connection.state == "connected")
+            await trusting.stopService()
+        finally:
+            os.rename(f"{cert}.away", cert)
+            await server.stopListening()
+
+    run(main(), loop)
+
+
 def test_an_unusable_tls_context_fails_the_bind_and_binds_nothing(tls):
     key, cert = tls
     restored = pickle.loads(pickle.dumps(internet.SSLServer(0, echo_factory(),

@@ -374,6 +374,18 @@ class SSLClient(_ClientService):
         _refuse_bare_context(self.contextFactory, self)
         return _ClientService.__getstate__(self)
 
+    def privilegedStartService(self) -> None:
+        """Build the TLS context now, while the files it reads (a client key, a CA file) are in reach.
+
+        A context factory keeps its context once built; one restored from a
+        ``.tap`` has only file names, and the connection is made after the
+        change of user.
+        """
+        from twistdlite.ssl import client_context
+
+        client_context(self.contextFactory)
+        _ClientService.privilegedStartService(self)
+
     def _make_connector(self) -> Any:
         from twistdlite._connectors import SSLConnector
 
