@@ -13,6 +13,7 @@ import pytest
 
 from netsupport import loop_param, make_cert, run, until
 from twistdlite import endpoints, internet, protocol, reactor, strports
+from twistdlite.internet import ClientService
 from twistdlite.error import ConnectError, EndpointStringError
 from twistdlite.ssl import (ClientContextFactory, DefaultOpenSSLContextFactory, TLSConfigError,
                             optionsForClientTLS)
@@ -156,6 +157,31 @@ def test_a_client_restored_from_a_tap_reads_its_ca_file_before_the_drop(loop, tl
             trusting.startService()  # after the drop to -u: the file is out of reach
             await until(lambda: trusting._connection.state == "connected")
             await trusting.stopService()
+        finally:
+            os.rename(f"{cert}.away", cert)
+            await server.stopListening()
+
+    run(main(), loop)
+
+
+@loop_param()
+def test_a_client_service_over_tls_reads_its_ca_file_before_the_drop(loop, tls):
+    key, cert = tls
+
+    async def main():
+        server = reactor.listenSSL(0, echo_factory(), DefaultOpenSSLContextFactory(str(key), str(cert)),
+                                   interface="127.0.0.1")
+        await until(lambda: server.server is not None)
+        endpoint = endpoints.clientFromString(f"ssl:host=127.0.0.1:port={server.getHost().port}:"
+                                              f"caCertsDir={cert.parent}:hostname=localhost")
+        client = pickle.loads(pickle.dumps(ClientService(endpoint, protocol.Factory.forProtocol(Talker))))
+        client.privilegedStartService()
+        os.rename(cert, f"{cert}.away")
+        try:
+            client.startService()
+            proto = await asyncio.wait_for(client.whenConnected(), 10)
+            assert proto.transport.getPeerCertificate()["subject"] == ((("commonName", "localhost"),),)
+            await client.stopService()
         finally:
             os.rename(f"{cert}.away", cert)
             await server.stopListening()

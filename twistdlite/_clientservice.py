@@ -100,6 +100,15 @@ class ClientService(Service):
         return state
 
     # -- the service ------------------------------------------------------------
+    def privilegedStartService(self) -> None:
+        """Build a TLS endpoint's context now, while the files it reads are in reach (before ``-u``)."""
+        context_factory = getattr(self.endpoint, "sslContextFactory", None)
+        if context_factory is not None:
+            from twistdlite.ssl import client_context
+
+            client_context(context_factory)
+        Service.privilegedStartService(self)
+
     def startService(self) -> None:
         """Start connecting (the first attempt is made at once)."""
         if self.running:
