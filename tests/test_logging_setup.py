@@ -291,16 +291,20 @@ def test_daemon_stdout_and_stderr_become_log_lines_and_are_given_back(tmp_path, 
     assert lines[4] == "[stdout] and a tail"  # the partial line is logged at close
 
 
-def test_a_handler_failing_while_stderr_is_captured_reports_once_into_the_log(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    logs = logsetup.start_logging(Options())  # daemonize: stderr is captured into twistd.log
-    write = logs.handler.write
-
+def _full_for_poison(write):
+    """A stand-in for the handler's ``write`` that fails as a full disk does on lines saying "poison"."""
     def full_for_poison(text):
         if "poison" in text:
             raise OSError(28, "No space left on device")
         write(text)
 
+    return full_for_poison
+
+
+def test_a_handler_failing_while_stderr_is_captured_reports_once_into_the_log(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    logs = logsetup.start_logging(Options())  # daemonize: stderr is captured into twistd.log
+    full_for_poison = _full_for_poison(logs.handler.write)
     try:
         logs.handler.write = full_for_poison
         for word in ("before", "poison 1", "between", "poison 2", "after"):
@@ -452,13 +456,7 @@ def test_a_failure_on_a_line_written_to_stderr_is_reported_to_the_original_stder
     original = io.StringIO()
     monkeypatch.setattr(sys, "stderr", original)
     logs = logsetup.start_logging(Options())
-    write = logs.handler.write
-
-    def full_for_poison(text):
-        if "poison" in text:
-            raise OSError(28, "No space left on device")
-        write(text)
-
+    full_for_poison = _full_for_poison(logs.handler.write)
     try:
         logs.handler.write = full_for_poison
         sys.stderr.write("poison from stderr\n")  # stderr is busy logging this line when it fails

@@ -205,6 +205,19 @@ def with_site(site_dir: Path) -> dict:
     return {"PYTHONPATH": os.pathsep.join([str(site_dir), str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
+def greets_then_stops(args: list, cwd: Path, env: dict) -> None:
+    """Run ``twistdlite -n ARGS`` in the foreground, check it greets with bonjour, stop it (exit 0)."""
+    proc = spawn(["-n", "--pidfile", "", *args], cwd=cwd, **env)
+    try:
+        out = LineReader(proc)
+        port = int(out.wait_for(r"GreeterFactory starting on (\d+)").group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            assert sock.recv(100) == b"bonjour\n"
+        assert stop(proc) == 0, out.rest()
+    finally:
+        kill(proc)
+
+
 def test_a_plugin_registered_through_an_entry_point(tmp_path, site_dir):
     env = with_site(site_dir)
     rundir = tmp_path / "run"
@@ -216,26 +229,9 @@ def test_a_plugin_registered_through_an_entry_point(tmp_path, site_dir):
                      r"'no_such_module_here'\]$", helped.stdout, re.M), helped.stdout
     assert "--greeting" in run(["hello", "--help"], cwd=rundir, **env).stdout
 
-    proc = spawn(["-n", "--pidfile", "", "hello", "--greeting", "bonjour"], cwd=rundir, **env)
-    try:
-        out = LineReader(proc)
-        port = int(out.wait_for(r"GreeterFactory starting on (\d+)").group(1))
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            assert sock.recv(100) == b"bonjour\n"
-        assert stop(proc) == 0, out.rest()
-    finally:
-        kill(proc)
+    greets_then_stops(["hello", "--greeting", "bonjour"], rundir, env)
     assert sorted(p.name for p in rundir.iterdir()) == ["hello-shutdown.tap"]
-
-    proc = spawn(["-n", "--pidfile", "", "-f", "hello-shutdown.tap"], cwd=rundir, **env)
-    try:
-        out = LineReader(proc)
-        port = int(out.wait_for(r"GreeterFactory starting on (\d+)").group(1))
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            assert sock.recv(100) == b"bonjour\n"
-        assert stop(proc) == 0, out.rest()
-    finally:
-        kill(proc)
+    greets_then_stops(["-f", "hello-shutdown.tap"], rundir, env)  # the greeting survives the .tap
 
 
 def test_bad_input_is_one_line_with_the_right_status_and_leaves_nothing(tmp_path, site_dir, www):
