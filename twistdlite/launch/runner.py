@@ -17,7 +17,7 @@ import sys
 from typing import Any, Optional
 
 import twistdlite
-from twistdlite.launch import daemon, forks, loader, logsetup, privileges, signals
+from twistdlite.launch import daemon, forks, loader, logsetup, preload, privileges, signals
 from twistdlite.launch.errors import LaunchError, StartError
 from twistdlite.launch.options import Options
 from twistdlite.launch.pidfile import PidFile
@@ -41,8 +41,10 @@ def run(options: Options) -> int:
             timeout=options.start_timeout + options.shutdown_timeout + daemon.GRACE,
             keep_stdout=options.logfile == "-",
         )
+    ids = process_ids(options, application)
+    preload.preload(options, *ids)  # confined (--chroot, -u/-g) lazy imports would fail: import them now
     enter_directories(options)                                            # 2
-    uid, gid = privileges.prepare(*process_ids(options, application))
+    uid, gid = privileges.prepare(*ids)
     pidfile = PidFile(options.pidfile) if options.pidfile else None
     if pidfile is not None:
         pidfile.acquire()
@@ -113,7 +115,6 @@ def check_reactor(name: str) -> None:
 def enter_directories(options: Options) -> None:
     """Apply ``--chroot``, ``--rundir`` and the umask."""
     if options.chroot:
-        import_before_chroot(options)
         try:
             os.chroot(options.chroot)
             os.chdir("/")
@@ -126,23 +127,6 @@ def enter_directories(options: Options) -> None:
             raise LaunchError(f"cannot use run directory {options.rundir}: {exc.strerror}") from None
     if options.effective_umask is not None:
         os.umask(options.effective_umask)
-
-
-#: Modules the run imports after ``--chroot``, when the Python installation is out of reach.
-CHROOT_IMPORTS = ("twistdlite.launch.debug", "twistdlite.launch.stacks", "twistdlite.reactor",
-                  "twistdlite.service", "twistdlite.launch.persist", "logging.handlers", "traceback",
-                  "twistdlite.logfile", "pickle", "selectors", "asyncio.unix_events", "encodings.idna")
-
-
-def import_before_chroot(options: Options) -> None:
-    """Import now what the run would import lazily once chrooted."""
-    import importlib
-
-    for name in CHROOT_IMPORTS + (("uvloop",) if options.reactor == "uvloop" else ()):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
 
 
 def process_ids(options: Options, application: Any) -> tuple[Optional[int], Optional[int]]:

@@ -1,0 +1,139 @@
+"""A confined daemon keeps every promise: ``--chroot`` into a jail holding only /dev/null, and a
+privilege drop to a user who cannot read the Python installation nor twistdlite's files.
+
+Either way the daemon serves TCP and a UNIX socket, rotates its log (SIGUSR1), dumps its
+stacks (SIGUSR2), and on SIGTERM stops and saves its shutdown ``.tap``: everything it
+imports after confinement was imported before it (twistdlite/launch/preload.py).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from daemon_helpers import IS_ROOT, NOBODY, Daemons, launch_env, nobody_dir
+from support import ROOT, connect, read_pid, recv_until, wait_for_file_text, wait_gone
+from twistdlite.launch import persist
+
+TAC = ROOT / "tests" / "tacs" / "confined_app.tac"
+
+pytestmark = pytest.mark.skipif(not IS_ROOT, reason="--chroot and -u need root")
+
+
+@pytest.fixture
+def daemons():
+    tracked = Daemons()
+    try:
+        yield tracked
+    finally:
+        tracked.cleanup()
+
+
+def make_jail(path: Path) -> Path:
+    """A directory holding only dev/null (the character device when root may make one)."""
+    (path / "dev").mkdir(parents=True)
+    try:
+        os.mknod(path / "dev" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except OSError:
+        (path / "dev" / "null").touch()
+    return path
+
+
+@pytest.fixture
+def hidden_install():
+    """A copy of the twistdlite package in a directory only root can read (for PYTHONPATH)."""
+    where = Path(tempfile.mkdtemp(prefix="twistdlite-hidden-"))
+    os.chmod(where, 0o700)
+    shutil.copytree(ROOT / "twistdlite", where / "twistdlite",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    try:
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def echo(sock: socket.socket, text: bytes) -> bytes:
+    with sock:
+        sock.sendall(text)
+        return recv_until(sock)
+
+
+def unix_connect(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(str(path))
+    return sock
+
+
+def serve_rotate_dump_stop(daemons: Daemons, args: list, rundir: Path, env: dict) -> Path:
+    """Start the confined echo daemon, use all it offers, stop it; returns the saved .tap's path."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "twistdlite", *args, "-y", str(TAC)], cwd=rundir, env=env,
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pid = daemons.track(read_pid(rundir / "twistd.pid"))
+    log = rundir / "twistd.log"
+    port = int(wait_for_file_text(log, r"Factory starting on (\d+)").group(1))
+    assert echo(connect(port), b"over tcp\n") == b"over tcp\n"
+    assert echo(unix_connect(rundir / "echo.sock"), b"over unix\n") == b"over unix\n"
+
+    os.kill(pid, signal.SIGUSR1)
+    wait_for_file_text(rundir / "twistd.log.1", r"Received SIGUSR1")
+    os.kill(pid, signal.SIGUSR2)
+    dump = wait_for_file_text(log, r"(?s)Received SIGUSR2.*?(\d+) asyncio task\(s\)").group(0)
+    assert "Thread MainThread" in dump
+    assert echo(connect(port), b"after rotation\n") == b"after rotation\n"
+
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+    text = log.read_text()
+    assert "Saved." in text and "Server Shut Down." in text, text
+    everything = text + (rundir / "twistd.log.1").read_text()
+    assert not re.search(r"Traceback|Error|cannot", everything), everything
+    assert not (rundir / "twistd.pid").exists()
+    assert not (rundir / "echo.sock").exists()
+    tap = rundir / "confined-shutdown.tap"
+    header, _ = persist.decode(tap.read_bytes(), source=str(tap))
+    assert header.name == "confined"
+    return tap
+
+
+def test_chroot_into_a_jail_holding_only_dev_null(tmp_path, daemons, hidden_install):
+    jail = make_jail(tmp_path / "jail")
+    env = launch_env()
+    env["PYTHONPATH"] = str(hidden_install)  # outside the jail, like the interpreter's own files
+    serve_rotate_dump_stop(daemons, ["--chroot", str(jail)], jail, env)
+    assert sorted(p.name for p in jail.iterdir()) == [
+        "confined-shutdown.tap", "dev", "twistd.log", "twistd.log.1"]
+
+
+def test_privilege_drop_to_a_user_who_cannot_read_the_install(daemons, hidden_install):
+    probe = os.path.dirname(os.__file__)
+    rundir = nobody_dir()
+    try:
+        import subprocess
+
+        readable = subprocess.run(["setpriv", "--reuid", NOBODY, "--regid", str(pwd.getpwnam(NOBODY).pw_gid), "--clear-groups",
+                                   "test", "-r", probe], capture_output=True).returncode == 0
+        if readable:
+            pytest.skip(f"{NOBODY} can read {probe}: not the case this test is about")
+        env = launch_env()
+        env["PYTHONPATH"] = str(hidden_install)
+        log = rundir / "twistd.log"  # nobody's, so that nobody may rotate it after the drop
+        log.touch(mode=0o600)
+        os.chown(log, pwd.getpwnam(NOBODY).pw_uid, -1)
+        tap = serve_rotate_dump_stop(daemons, ["-u", NOBODY, "-d", str(rundir)], rundir, env)
+        assert tap.stat().st_uid == os.stat(rundir).st_uid  # saved after the drop, by nobody
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
