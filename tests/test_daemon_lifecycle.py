@@ -249,7 +249,7 @@ def test_descriptors_a_tac_leaves_open_are_closed_and_named(tmp_path, daemons):
         "import asyncio, sys\n"
         "from twistdlite import service\n"
         "sys.kept_open = open(__file__)\n"
-        "early_loop = asyncio.new_event_loop()  # no loop may cross the fork: this one is closed under it\n"
+        "sys.early_loop = asyncio.new_event_loop()  # no loop may cross the fork: closed under it\n"
         "application = service.Application('leaky')\n")
     done = launch(["-o", "-y", str(tac)], tmp_path, tac=False)
     assert done.returncode == 0, done.stderr
