@@ -223,6 +223,36 @@ class SyslogFormatter(TwistdFormatter):
         return line.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+#: syslog priorities of the stdlib levels (``<N>`` prefixes journald reads).
+SYSLOG_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+
+
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority (0 emergency .. 7 debug) of a stdlib logging level."""
+    for level, priority in SYSLOG_PRIORITIES:
+        if levelno >= level:
+            return priority
+    return 7
+
+
+class JournalFormatter(TwistdFormatter):
+    """``<N>[system] message`` for a stream that is systemd's journal: ``N`` is the syslog priority.
+
+    No timestamp (journald stamps each line); every further line of a
+    message or traceback carries the same priority, tab-indented, so
+    ``journalctl -p`` filters whole records.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Each line prefixed with the record's priority."""
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        text = f"[{system_of(record)}] {record.getMessage().rstrip(chr(10))}"
+        extra = self.details(record)
+        if extra:
+            text += "\n" + extra
+        return prefix + text.replace("\n", "\n" + prefix + "\t")
+
+
 class JSONFormatter(TwistdFormatter):
     """One JSON object per record: ``time``, ``level``, ``logger``, ``system``, ``message``, ``exception``.
 

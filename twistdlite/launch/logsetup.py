@@ -41,11 +41,11 @@ from typing import Any, Callable, Optional
 
 from twistdlite.launch.errors import LoadError, StartError, UsageError
 from twistdlite.launch.options import DEFAULT_LOGFILE, Options
-from twistdlite.logger import SystemFilter, TwistdFormatter, report_errors_once
+from twistdlite.logger import JournalFormatter, SystemFilter, TwistdFormatter, report_errors_once
 
 __all__ = ["TwistdFormatter", "LogSetup", "LogStream", "LogStreamBuffer", "destination", "log_path",
            "check", "resolve_logger", "fds_to_keep", "syslog_handler", "start_logging", "capture_stdio",
-           "SYSTEM_FILTER", "SYSLOG_SOCKET_ENV", "DEFAULT_SYSLOG_SOCKET"]
+           "SYSTEM_FILTER", "SYSLOG_SOCKET_ENV", "DEFAULT_SYSLOG_SOCKET", "is_journal", "JOURNAL_STREAM_ENV"]
 
 #: The environment variable naming the syslog socket (default ``/dev/log``).
 SYSLOG_SOCKET_ENV = "TWISTDLITE_SYSLOG_SOCKET"
@@ -507,6 +507,21 @@ def _stdout_handler(stream: Any) -> logging.Handler:
     return logging.StreamHandler(stream)
 
 
+#: The variable systemd sets when standard output/error is a stream to the journal (``DEVICE:INODE``).
+JOURNAL_STREAM_ENV = "JOURNAL_STREAM"
+
+
+def is_journal(stream: Any, environ: Any = None) -> bool:
+    """True when ``stream`` is the journal stream ``JOURNAL_STREAM`` names (lines then carry ``<N>``)."""
+    named = (os.environ if environ is None else environ).get(JOURNAL_STREAM_ENV, "")
+    device, _, inode = named.partition(":")
+    try:
+        st = os.fstat(stream.fileno())
+        return (st.st_dev, st.st_ino) == (int(device), int(inode))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+
+
 def _observer_handler(observer: Any, what: str) -> logging.Handler:
     from twistdlite.logger import handler_for
 
@@ -560,7 +575,7 @@ def start_logging(options: Options, application: Any = None, stream: Any = None)
         handler = report_errors_once(syslog_handler(options.prefix), "syslog")
     elif kind == "stdout":
         handler = report_errors_once(_stdout_handler(stream), "standard output")
-        handler.setFormatter(TwistdFormatter())
+        handler.setFormatter(JournalFormatter() if is_journal(handler.stream) else TwistdFormatter())
     else:
         path = options.logfile or DEFAULT_LOGFILE
         handler = report_errors_once(_file_handler(options, path), os.path.abspath(path))

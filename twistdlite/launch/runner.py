@@ -17,7 +17,7 @@ import sys
 from typing import Any, Optional
 
 import twistdlite
-from twistdlite.launch import daemon, forks, loader, logsetup, preload, privileges, signals
+from twistdlite.launch import daemon, forks, loader, logsetup, notify, preload, privileges, signals
 from twistdlite.launch.errors import LaunchError, StartError
 from twistdlite.launch.options import Options
 from twistdlite.launch.pidfile import PidFile
@@ -33,6 +33,7 @@ def run(options: Options) -> int:
     from twistdlite.launch import persist
 
     persist.prepare_save(application, options)  # read --tap-key before chdir/chroot/setuid
+    notifier = notify.from_environment()  # connected before --chroot; children never see NOTIFY_SOCKET
     detacher = None
     if options.daemonize:  # before --chroot: python-daemon imported, /dev/null opened
         detacher = daemon.Detacher(
@@ -55,7 +56,7 @@ def run(options: Options) -> int:
             # (its lock is the daemon's liveness) and, added by the detacher,
             # the readiness pipe and stdout with -l -. Everything else is closed.
             side = detacher.detach(keep_fds=([pidfile.fd] if pidfile is not None else [])
-                                   + logsetup.fds_to_keep(application))
+                                   + logsetup.fds_to_keep(application) + [notifier.fileno()])
             if isinstance(side, daemon.Launcher):
                 if pidfile is not None:
                     pidfile.close()  # the daemon holds the lock now
@@ -67,8 +68,13 @@ def run(options: Options) -> int:
                     raise
                 return 0
             readiness = side
-        # A worker a service forks must not keep the pidfile's lock or the readiness pipe.
-        forks.close_in_children(pidfile.fd if pidfile is not None else None, getattr(readiness, "fd", None))
+            notifier.adopt()
+        # A worker a service forks must not keep the pidfile's lock, the readiness pipe or systemd's socket.
+        forks.close_in_children(pidfile.fd if pidfile is not None else None, getattr(readiness, "fd", None),
+                                notifier.fileno())
+        if notifier.enabled:
+            readiness = notify.NotifyingReadiness(readiness, notifier, status_line(application),
+                                                  mainpid=os.getpid() if detacher is not None else None)
         signals.catch_early()
         try:
             if pidfile is not None:                                       # 4
@@ -147,6 +153,12 @@ def log_start(options: Options, application: Any, pidfile: Optional[PidFile]) ->
                  pidfile.stale or "nothing readable")
 
 
+def status_line(application: Any) -> str:
+    """What ``systemctl status`` shows while the application runs."""
+    name = getattr(application, "name", None) or type(application).__name__
+    return f"Serving {name} (PID {os.getpid()})"
+
+
 def make_loop(reactor: str) -> asyncio.AbstractEventLoop:
     """A new event loop of the chosen kind."""
     if reactor == "uvloop":
@@ -198,6 +210,7 @@ class Serving:
         self.stop_requested = False
         self.main: Optional[asyncio.Task] = None
         self.signals = 0
+        self.notifier: notify.Notifier = getattr(readiness, "notifier", None) or notify.Notifier()
 
     def request_stop(self) -> None:
         """Begin a graceful stop (``reactor.stop()``), remembered if :meth:`serve` has not begun yet."""
@@ -232,8 +245,10 @@ class Serving:
         rotate()
 
     def _reopen(self) -> None:
+        self.notifier.reloading()
         self.logs.reopen()
         log.info("Received SIGHUP, reopened the log.")  # never fatal: a daemon has no terminal to lose
+        self.notifier.reloaded(status_line(self.application))
 
     def _dump_stacks(self) -> None:
         from twistdlite.launch import stacks
@@ -242,9 +257,6 @@ class Serving:
 
     async def serve(self) -> int:
         """Start, report, wait for a stop, stop, save; returns the exit status."""
-        from twistdlite.error import CannotListenError, ConnectError
-        from twistdlite.service import IService
-
         loop = asyncio.get_running_loop()
         self.main = asyncio.current_task()
         self.stopping = asyncio.Event()
@@ -252,6 +264,17 @@ class Serving:
         if self.stop_requested:
             self.stopping.set()
         self._install_signals(loop)
+        watchdog = notify.WatchdogPinger(self.notifier, loop)
+        watchdog.start()  # from the loop itself: a blocked loop stops the pings
+        try:
+            return await self._serve(loop)
+        finally:
+            watchdog.stop()
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop) -> int:
+        from twistdlite.error import CannotListenError, ConnectError
+        from twistdlite.service import IService
+
         service = IService(self.application)
         before = asyncio.all_tasks()
         try:
@@ -274,6 +297,7 @@ class Serving:
             raise StartError(message) from None
         self.readiness.ready()                                            # 6
         await self.stopping.wait()                                        # 7
+        self.notifier.stopping(self.stop_reason)
         return await self._stop(service)
 
     async def _start(self, service: Any) -> None:
@@ -299,6 +323,7 @@ class Serving:
             raise StartError(self._start_timed_out(stacks.service_in_frame(exc.frame))) from None
         if not inspect.isawaitable(result):
             return
+        self.notifier.extend_start(max(0.0, end - loop.time()) + 1.0)  # a slow start, still within bounds
         start = asyncio.ensure_future(maybe_await(result))
         stop_wait = asyncio.ensure_future(self.stopping.wait())
         done, _ = await asyncio.wait({start, stop_wait}, timeout=max(0.0, end - loop.time()),
