@@ -232,6 +232,23 @@ def test_malformed_values_are_usage_errors(capsys, args, fragment):
     assert fragment in usage_error(capsys, *args)
 
 
+@pytest.mark.parametrize("option", ["--start-timeout", "--shutdown-timeout"])
+@pytest.mark.parametrize("value, why", [
+    ("inf", "must be a finite number of seconds, not inf"), ("nan", "must be a finite number of seconds, not nan"),
+    ("-inf", "must be a finite number of seconds"), ("1e400", "must be a finite number of seconds"),
+    ("1e12", "must be at most 86400 seconds (one day), not 1e+12"), ("86400.5", "must be at most 86400"),
+    ("-2", "must be greater than 0, not -2"), ("0", "must be greater than 0")])
+def test_durations_must_be_finite_positive_and_at_most_a_day(capsys, option, value, why):
+    """Infinite, NaN, negative and absurd durations are usage errors naming the option, before anything runs."""
+    assert usage_error(capsys, option, value, "-noy", "app.tac").startswith(
+        f"twistdlite: error: invalid value for '{option}': {why}")
+
+
+def test_the_longest_duration_is_accepted():
+    options = parse("--start-timeout", "86400", "--shutdown-timeout", "0.001", "-noy", "a.tac")
+    assert (options.start_timeout, options.shutdown_timeout) == (86400.0, 0.001)
+
+
 def test_usage_errors_end_to_end(tmp_path):
     for args, message in [
         (["--bogus", "-ny", "x.tac"], "twistdlite: error: No such option '--bogus'.\n"),

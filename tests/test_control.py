@@ -181,7 +181,7 @@ def test_stop_with_nothing_running(capsys, tmp_path):
     assert cli(capsys, "--pidfile", str(path), "stop", "--missing-ok")[0] == 0
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "abc"])
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "inf", "nan", "-inf", "1e12", "1e400", "86401"])
 def test_stop_bad_timeout(capsys, tmp_path, value):
     code, out, err = cli(capsys, "--pidfile", str(tmp_path / "p"), "stop", "--timeout", value)
     assert code == 2 and err.startswith("twistdlite: error: ") and "--timeout" in err

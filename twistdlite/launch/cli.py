@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 import click
 
 import twistdlite
+from twistdlite.launch import durations
 from twistdlite.launch.errors import LaunchError, UsageError
 from twistdlite.launch.options import DEFAULT_MAX_ROTATED, DEFAULT_PIDFILE, DEFAULT_ROTATE_LENGTH, Options
 
@@ -42,12 +43,6 @@ def _help_reactors(ctx: click.Context, param: click.Parameter, value: bool) -> N
         missing = "" if name == "asyncio" or importlib.util.find_spec(name) else " [not installed]"
         click.echo(f"    {name:<10}{description}{missing}")
     ctx.exit(0)
-
-
-def _positive(ctx: click.Context, param: click.Parameter, value: Optional[float]) -> Optional[float]:
-    if value is not None and value <= 0:
-        raise click.BadParameter("must be greater than 0")
-    return value
 
 
 #: Where :meth:`TwistdliteGroup.resolve_command` leaves a plugin's own arguments (in ``ctx.meta``).
@@ -196,10 +191,12 @@ def _run_plugin(ctx: click.Context, /, **params: Any) -> None:
               help="Run in the debugger (implies -n): post-mortem pdb on errors, SIGUSR2 breaks into pdb.")
 @click.option("--spew", is_flag=True, help="Log every function call (very verbose).")
 @click.option("--originalname", is_flag=True, help="Don't change the process name.")
-@click.option("--start-timeout", type=float, default=60.0, show_default=True, callback=_positive,
-              metavar="SECONDS", help="Fail the start if the services take longer than this to start.")
-@click.option("--shutdown-timeout", type=float, default=30.0, show_default=True, callback=_positive,
-              metavar="SECONDS", help="Exit (non-zero) if the services take longer than this to stop.")
+@click.option("--start-timeout", type=float, default=60.0, show_default=True, callback=durations.option,
+              metavar="SECONDS", help="Fail the start if the services take longer than this to start "
+                                      f"({durations.HELP}).")
+@click.option("--shutdown-timeout", type=float, default=30.0, show_default=True, callback=durations.option,
+              metavar="SECONDS", help="Exit (non-zero) if the services take longer than this to stop "
+                                      f"({durations.HELP}).")
 @click.option("--tap-key", metavar="FILE", envvar="TWISTDLITE_TAP_KEY",
               help="Sign saved .tap files with, and require them signed by, the key in FILE "
                    "[env: TWISTDLITE_TAP_KEY].")

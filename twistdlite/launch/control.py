@@ -21,6 +21,7 @@ from typing import Optional
 
 import click
 
+from twistdlite.launch import durations
 from twistdlite.launch.errors import LaunchError, UsageError
 from twistdlite.launch.options import Options
 from twistdlite.launch.pidfile import PidStatus, probe
@@ -81,12 +82,6 @@ def _probe(path: str, unknown: type = LaunchError) -> PidStatus:
         raise unknown(exc.message) from None
 
 
-def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if value <= 0:
-        raise click.BadParameter("must be greater than 0")
-    return value
-
-
 @click.command(help="Say whether the daemon runs, and its PID. Exit status: 0 running, "
                     "1 dead but the pidfile remains, 3 not running, 4 unknown.")
 @click.pass_context
@@ -107,8 +102,8 @@ def status(ctx: click.Context) -> None:
 
 
 @click.command(help="Stop the daemon: send SIGTERM and wait until it has exited.")
-@click.option("--timeout", type=float, default=30.0, show_default=True, callback=_positive,
-              metavar="SECONDS", help="How long to wait for the daemon to exit.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, callback=durations.option,
+              metavar="SECONDS", help=f"How long to wait for the daemon to exit ({durations.HELP}).")
 @click.option("--missing-ok", is_flag=True, help="Exit 0 when nothing is running.")
 @click.pass_context
 def stop(ctx: click.Context, timeout: float, missing_ok: bool) -> None:
