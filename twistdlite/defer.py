@@ -1,0 +1,1099 @@
+"""Deferreds, as in ``twisted.internet.defer``, on asyncio.
+
+A :class:`Deferred` is a promise of a result that callbacks are chained onto::
+
+    d = Deferred()
+    d.addCallback(parse).addErrback(report)
+    d.callback(data)          # runs parse(data), then report(failure) if parse raised
+
+The semantics are Twisted's ("Deferred Reference"):
+
+* Each callback gets the result of the one before it. A callback that raises
+  (or returns a :class:`~twistdlite.failure.Failure`) switches the chain to
+  its errbacks; an errback that returns a value switches it back.
+* A callback returning a Deferred pauses the chain until that one fires; its
+  result then goes on down the outer chain. Chains are run by a loop, not by
+  recursion, so a chain of any length works.
+* :meth:`Deferred.cancel` calls the canceller given at creation; if that does
+  not fire the Deferred, it fails with :class:`CancelledError`.
+* A Deferred fired twice raises :class:`AlreadyCalledError` (naming where it
+  was created and first fired when :func:`setDebugging` is on).
+* A Deferred garbage-collected while its chain ends in a failure logs
+  "Unhandled error in Deferred" with the traceback, once.
+
+Deferreds are synchronous: nothing here needs an event loop until something
+waits for time or a future. ``await d`` works in any coroutine on an asyncio
+(or uvloop) loop, and :func:`ensureDeferred` turns a coroutine into a
+Deferred: on a running loop it runs as an asyncio task; with no loop running
+it is stepped by the Deferreds it awaits, as Twisted does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import sys
+import traceback
+import types
+import warnings
+from typing import Any, Awaitable, Callable, Coroutine, Generator, Iterable, List, Optional, Tuple, TypeVar, Union
+
+from twistdlite.failure import Failure
+
+__all__ = [
+    "AlreadyCalledError", "AlreadyTryingToLockError", "CancelledError", "Deferred", "DeferredList",
+    "DeferredLock", "DeferredQueue", "DeferredSemaphore", "FailureGroup", "FirstError", "NotACoroutineError",
+    "QueueOverflow", "QueueUnderflow", "TimeoutError", "ensureDeferred", "execute", "fail", "gatherResults",
+    "getDebugging", "inlineCallbacks", "logError", "maybeDeferred", "passthru", "race", "returnValue",
+    "setDebugging", "succeed", "timeout", "SUCCESS", "FAILURE",
+]
+
+log = logging.getLogger("twistdlite.defer")
+
+_T = TypeVar("_T")
+
+SUCCESS = True
+FAILURE = False
+
+
+# -- errors ---------------------------------------------------------------------
+
+class AlreadyCalledError(Exception):
+    """A Deferred was fired (``callback``/``errback``) a second time."""
+
+
+class CancelledError(Exception):
+    """A Deferred was cancelled (and its canceller did not fire it otherwise)."""
+
+
+class TimeoutError(Exception):
+    """A Deferred given :meth:`Deferred.addTimeout` did not fire in time."""
+
+
+class NotACoroutineError(TypeError):
+    """:func:`ensureDeferred` or :meth:`Deferred.fromCoroutine` was given something that is not a coroutine."""
+
+
+class AlreadyTryingToLockError(Exception):
+    """Raised by a filesystem lock already trying to lock (kept for Twisted's name)."""
+
+
+class QueueOverflow(Exception):
+    """:meth:`DeferredQueue.put` on a queue holding ``size`` items already."""
+
+
+class QueueUnderflow(Exception):
+    """:meth:`DeferredQueue.get` on a queue with ``backlog`` gets already waiting."""
+
+
+class FirstError(Exception):
+    """The first failure in a :class:`DeferredList` with ``fireOnOneErrback`` (or :func:`gatherResults`).
+
+    ``subFailure`` is that failure, ``index`` the position of its Deferred in the list.
+    """
+
+    def __init__(self, failure: Failure, index: int) -> None:
+        super().__init__(failure, index)
+        self.subFailure = failure
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"FirstError[#{self.index}, {self.subFailure.value!r}]"
+
+    def __str__(self) -> str:
+        return f"FirstError[#{self.index}, {self.subFailure}]"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, tuple):
+            return tuple(self.args) == other
+        if isinstance(other, FirstError):
+            return self.subFailure == other.subFailure and self.index == other.index
+        return False
+
+    __hash__ = Exception.__hash__
+
+
+class FailureGroup(Exception):
+    """Every Deferred given to :func:`race` failed; ``failures`` holds their failures in order."""
+
+    def __init__(self, failures: List[Failure]) -> None:
+        super().__init__(failures)
+        self.failures = failures
+
+
+# -- debugging --------------------------------------------------------------------
+
+def setDebugging(on: bool) -> None:
+    """Record where each Deferred is created and first fired (slow: for debugging only).
+
+    With it on, :class:`AlreadyCalledError` and the unhandled-error log name both places.
+    """
+    Deferred.debug = bool(on)
+
+
+def getDebugging() -> bool:
+    """Whether :func:`setDebugging` is on."""
+    return Deferred.debug
+
+
+def _stack_lines(prefix: str, stack: List[str]) -> List[str]:
+    lines = []
+    for entry in stack:
+        for line in entry.rstrip("\n").split("\n"):
+            lines.append(f" {prefix}:{line.rstrip()}")
+    return lines
+
+
+class _DebugInfo:
+    """What a Deferred knows for debugging; logs its failure, if still unhandled, when collected."""
+
+    __slots__ = ("failResult", "creator", "invoker")
+
+    def __init__(self) -> None:
+        self.failResult: Optional[Failure] = None
+        self.creator: Optional[List[str]] = None
+        self.invoker: Optional[List[str]] = None
+
+    def describe(self) -> str:
+        """The creation and first-invocation stacks, as lines starting `` C:`` and `` I:``."""
+        lines = []
+        if self.creator is not None:
+            lines.append(" C: Deferred was created:")
+            lines.extend(_stack_lines("C", self.creator))
+        if self.invoker is not None:
+            lines.append(" I: First Invoker was:")
+            lines.extend(_stack_lines("I", self.invoker))
+        return "\n".join(lines)
+
+    def __del__(self) -> None:
+        failure = self.failResult
+        if failure is None:
+            return
+        self.failResult = None
+        debug = self.describe()
+        message = "Unhandled error in Deferred:"
+        if debug:
+            message += "\n(debug:\n" + debug + ")"
+        try:
+            log.error(message, exc_info=(failure.type, failure.value, failure.tb))
+        except Exception:  # pragma: no cover - logging at interpreter shutdown
+            pass
+
+
+# -- Deferred ---------------------------------------------------------------------
+
+def passthru(arg: _T) -> _T:
+    """Return ``arg``: the callback or errback that does nothing."""
+    return arg
+
+
+class _Continue:
+    """Marks the callback that hands a chained Deferred's result on to the Deferred waiting for it."""
+
+    __slots__ = ()
+
+
+_CONTINUE = _Continue()
+_NO_RESULT = object()
+
+
+def _strip_own_frame(exc: BaseException) -> None:
+    """Drop the first (our own, catching) frame from ``exc``'s traceback."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_next is not None:
+        exc.__traceback__ = tb.tb_next
+
+
+class Deferred:
+    """A result that is not there yet, with a chain of callbacks and errbacks to run on it.
+
+    ``canceller``, when given, is called with the Deferred by :meth:`cancel`.
+    """
+
+    __slots__ = ("callbacks", "called", "paused", "result", "_canceller", "_suppressAlreadyCalled",
+                 "_runningCallbacks", "_chainedTo", "_debugInfo", "__weakref__")
+
+    #: Record creation and invocation stacks (see :func:`setDebugging`).
+    debug = False
+
+    __class_getitem__ = classmethod(types.GenericAlias)  # Deferred[int] in annotations, as Twisted
+
+    def __init__(self, canceller: Optional[Callable[["Deferred"], None]] = None) -> None:
+        self.callbacks: List[tuple] = []
+        self.called = False
+        self.paused = 0
+        self._canceller = canceller
+        self._suppressAlreadyCalled = False
+        self._runningCallbacks = False
+        self._chainedTo: Optional[Deferred] = None
+        self._debugInfo: Optional[_DebugInfo] = None
+        if Deferred.debug:
+            info = self._debugInfo = _DebugInfo()
+            info.creator = traceback.format_stack()[:-1]
+
+    # -- adding callbacks ------------------------------------------------------
+
+    def addCallbacks(
+        self,
+        callback: Callable[..., Any],
+        errback: Optional[Callable[..., Any]] = None,
+        callbackArgs: tuple = (),
+        callbackKeywords: Optional[dict] = None,
+        errbackArgs: tuple = (),
+        errbackKeywords: Optional[dict] = None,
+    ) -> "Deferred":
+        """Add a callback and an errback at the same place in the chain; returns this Deferred."""
+        if errback is None:
+            errback = passthru
+        if not callable(callback) or not callable(errback):
+            raise TypeError("addCallbacks needs callables")
+        self.callbacks.append((callback, tuple(callbackArgs), callbackKeywords or None,
+                               errback, tuple(errbackArgs), errbackKeywords or None))
+        if self.called:
+            self._runCallbacks()
+        return self
+
+    def addCallback(self, callback: Callable[..., Any], *args: Any, **kw: Any) -> "Deferred":
+        """Call ``callback(result, *args, **kw)`` when the chain reaches it with a result."""
+        if not callable(callback):
+            raise TypeError(f"{callback!r} is not callable")
+        self.callbacks.append((callback, args, kw or None, passthru, (), None))
+        if self.called:
+            self._runCallbacks()
+        return self
+
+    def addErrback(self, errback: Callable[..., Any], *args: Any, **kw: Any) -> "Deferred":
+        """Call ``errback(failure, *args, **kw)`` when the chain reaches it with a failure."""
+        if not callable(errback):
+            raise TypeError(f"{errback!r} is not callable")
+        self.callbacks.append((passthru, (), None, errback, args, kw or None))
+        if self.called:
+            self._runCallbacks()
+        return self
+
+    def addBoth(self, callback: Callable[..., Any], *args: Any, **kw: Any) -> "Deferred":
+        """Call ``callback`` with whatever reaches it, a result or a failure."""
+        if not callable(callback):
+            raise TypeError(f"{callback!r} is not callable")
+        kw = kw or None
+        self.callbacks.append((callback, args, kw, callback, args, kw))
+        if self.called:
+            self._runCallbacks()
+        return self
+
+    def addTimeout(self, timeout: float, clock: Any,
+                   onTimeoutCancel: Optional[Callable[[Any, float], Any]] = None) -> "Deferred":
+        """Cancel this Deferred if it has not fired within ``timeout`` seconds of ``clock``.
+
+        ``clock`` has ``callLater`` (the reactor, a :class:`twistdlite.task.Clock`). A Deferred
+        cancelled this way fails with :class:`TimeoutError` instead of :class:`CancelledError`,
+        or gets what ``onTimeoutCancel(result, timeout)`` returns. Returns this Deferred.
+        """
+        timed_out = [False]
+
+        def time_out() -> None:
+            timed_out[0] = True
+            self.cancel()
+
+        delayed_call = clock.callLater(timeout, time_out)
+
+        def convert(result: Any) -> Any:
+            if timed_out[0]:
+                return (onTimeoutCancel or _cancelledToTimedOutError)(result, timeout)
+            return result
+
+        def cancel_timeout(result: Any) -> Any:
+            if delayed_call.active():
+                delayed_call.cancel()
+            return result
+
+        self.addBoth(convert)
+        self.addBoth(cancel_timeout)
+        return self
+
+    def chainDeferred(self, d: "Deferred") -> "Deferred":
+        """Fire ``d`` with this Deferred's result (it is not changed, as a returned Deferred would)."""
+        d._chainedTo = self
+        return self.addCallbacks(d.callback, d.errback)
+
+    # -- firing ------------------------------------------------------------------
+
+    def callback(self, result: Any = None) -> None:
+        """Fire with ``result``: run the callbacks."""
+        if isinstance(result, Deferred):
+            raise AssertionError("a Deferred cannot be fired with another Deferred; chain it instead")
+        self._start(result)
+
+    def errback(self, fail: Union[Failure, BaseException, None] = None) -> None:
+        """Fire with a failure (an exception, a :class:`Failure`, or the exception being handled)."""
+        if fail is None:
+            fail = Failure(captureVars=self.debug)
+        elif not isinstance(fail, Failure):
+            fail = Failure(fail)
+        self._start(fail)
+
+    def _start(self, result: Any) -> None:
+        if self.called:
+            if self._suppressAlreadyCalled:
+                self._suppressAlreadyCalled = False
+                return
+            if self.debug:
+                info = self._debugInfo
+                raise AlreadyCalledError("\n" + (info.describe() if info is not None else ""))
+            raise AlreadyCalledError(self)
+        if self.debug:
+            if self._debugInfo is None:
+                self._debugInfo = _DebugInfo()
+            self._debugInfo.invoker = traceback.format_stack()[:-2]
+        self.called = True
+        self.result = result
+        self._runCallbacks()
+
+    def pause(self) -> None:
+        """Stop running callbacks until :meth:`unpause` (calls nest)."""
+        self.paused += 1
+
+    def unpause(self) -> None:
+        """Undo one :meth:`pause`; run the callbacks if no pause is left and there is a result."""
+        self.paused -= 1
+        if self.paused:
+            return
+        if self.called:
+            self._runCallbacks()
+
+    def cancel(self) -> None:
+        """Cancel: call the canceller; if it did not fire this Deferred, fail it with :class:`CancelledError`.
+
+        Without a canceller, a later ``callback``/``errback`` (the work finishing after all) is
+        ignored once. A Deferred waiting on another cancels that one instead.
+        """
+        if not self.called:
+            canceller = self._canceller
+            if canceller is not None:
+                canceller(self)
+            else:
+                self._suppressAlreadyCalled = True
+            if not self.called:
+                self.errback(Failure(CancelledError()))
+        elif isinstance(self.result, Deferred):
+            self.result.cancel()
+
+    # -- running the chain -------------------------------------------------------------
+
+    def _runCallbacks(self) -> None:
+        """Run callbacks down this chain and every chain waiting on it, without recursion."""
+        if self._runningCallbacks:
+            return  # a callback added from inside a callback: the running loop will get to it
+        chain: List[Deferred] = [self]
+        while chain:
+            current = chain[-1]
+            if current.paused:
+                return
+            finished = True
+            current._chainedTo = None
+            callbacks = current.callbacks
+            while callbacks:
+                item = callbacks.pop(0)
+                if item[0] is _CONTINUE:
+                    # The Deferred waiting on this one takes its result and goes on.
+                    waiting = item[1]
+                    waiting.result = current.result
+                    current.result = None
+                    if current._debugInfo is not None:
+                        current._debugInfo.failResult = None
+                    waiting.paused -= 1
+                    chain.append(waiting)
+                    finished = False
+                    break
+                if isinstance(current.result, Failure):
+                    function, args, kw = item[3], item[4], item[5]
+                else:
+                    function, args, kw = item[0], item[1], item[2]
+                if function is passthru:
+                    continue
+                current._runningCallbacks = True
+                try:
+                    if kw is None:
+                        current.result = function(current.result, *args)
+                    else:
+                        current.result = function(current.result, *args, **kw)
+                    if current.result is current:
+                        raise TypeError(f"callback {function!r} returned the Deferred it was called from")
+                except BaseException as e:
+                    _strip_own_frame(e)
+                    current.result = Failure(e, captureVars=self.debug)
+                finally:
+                    current._runningCallbacks = False
+                result = current.result
+                if isinstance(result, Deferred):
+                    inner = getattr(result, "result", _NO_RESULT)
+                    if inner is _NO_RESULT or isinstance(inner, Deferred) or result.paused:
+                        # Wait for it: pause, and have it hand its result to us when it fires.
+                        current.paused += 1
+                        current._chainedTo = result
+                        result.callbacks.append((_CONTINUE, current, None, _CONTINUE, current, None))
+                        break
+                    # It has fired already: take its result now.
+                    result.result = None
+                    if result._debugInfo is not None:
+                        result._debugInfo.failResult = None
+                    current.result = inner
+            if finished:
+                result = current.result
+                if isinstance(result, Failure):
+                    result.cleanFailure()
+                    if current._debugInfo is None:
+                        current._debugInfo = _DebugInfo()
+                    current._debugInfo.failResult = result
+                elif current._debugInfo is not None:
+                    current._debugInfo.failResult = None
+                chain.pop()
+
+    # -- asyncio -------------------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        """``await d``: its result, or its failure's exception raised (which counts as handled)."""
+        if self.called and not self.paused:
+            result = self.result
+            if not isinstance(result, Deferred):
+                if isinstance(result, Failure):
+                    if self._debugInfo is not None:
+                        self._debugInfo.failResult = None
+                    result.raiseException()
+                return result
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # Stepped by ensureDeferred's own driver (no loop): it resumes us when this fires.
+            return (yield self)
+        return (yield from self.asFuture(loop).__await__())
+
+    __iter__ = __await__
+
+    def asFuture(self, loop: asyncio.AbstractEventLoop) -> "asyncio.Future[Any]":
+        """A Future on ``loop`` with this Deferred's outcome; cancelling the Future cancels the Deferred.
+
+        This Deferred's result is None afterwards (the Future has it).
+        """
+        future = loop.create_future()
+
+        def check_cancel(f: "asyncio.Future[Any]") -> None:
+            if f.cancelled():
+                self.cancel()
+
+        def settle(result: Any) -> None:
+            if future.done():
+                return None
+            if isinstance(result, Failure):
+                future.set_exception(result.value.with_traceback(result.tb))
+            else:
+                future.set_result(result)
+            return None
+
+        future.add_done_callback(check_cancel)
+        self.addBoth(settle)
+        return future
+
+    @classmethod
+    def fromFuture(cls, future: "asyncio.Future[Any]") -> "Deferred":
+        """A Deferred with the Future's outcome; cancelling it cancels the Future.
+
+        A cancelled Future fails the Deferred with :class:`CancelledError`.
+        """
+        def cancel(d: Deferred) -> None:
+            future.cancel()
+
+        d = cls(cancel)
+
+        def adapt(f: "asyncio.Future[Any]") -> None:
+            if d.called:
+                return
+            if f.cancelled():
+                d.errback(Failure(CancelledError()))
+                return
+            exc = f.exception()
+            if exc is not None:
+                d.errback(Failure(exc))
+            else:
+                d.callback(f.result())
+
+        future.add_done_callback(adapt)
+        return d
+
+    @classmethod
+    def fromCoroutine(cls, coro: Union[Coroutine[Any, Any, Any], Generator[Any, Any, Any]]) -> "Deferred":
+        """Run the coroutine; a Deferred with its outcome (see :func:`ensureDeferred`)."""
+        if not (inspect.iscoroutine(coro) or inspect.isgenerator(coro)):
+            raise NotACoroutineError(f"{coro!r} is not a coroutine")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return _drive(coro, _CoroutineDriver(coro).step)
+        return _run_as_task(loop, coro)
+
+    # -- display -------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        if self._chainedTo is not None:
+            return f"<{name} at 0x{id(self):x} waiting on Deferred at 0x{id(self._chainedTo):x}>"
+        if self.called:
+            return f"<{name} at 0x{id(self):x} current result: {self.result!r}>"
+        return f"<{name} at 0x{id(self):x}>"
+
+    __str__ = __repr__
+
+
+def _cancelledToTimedOutError(value: Any, timeout: float) -> Any:
+    """Turn a :class:`CancelledError` failure into :class:`TimeoutError` (what addTimeout does by default)."""
+    if isinstance(value, Failure):
+        value.trap(CancelledError)
+        raise TimeoutError(timeout, "Deferred")
+    return value
+
+
+# -- making Deferreds ----------------------------------------------------------
+
+def succeed(result: Any) -> Deferred:
+    """A Deferred that has already fired with ``result``."""
+    d = Deferred()
+    d.called = True
+    d.result = result
+    return d
+
+
+def fail(result: Union[Failure, BaseException, None] = None) -> Deferred:
+    """A Deferred that has already failed with ``result`` (default: the exception being handled)."""
+    d = Deferred()
+    d.errback(result)
+    return d
+
+
+def execute(callable: Callable[..., Any], *args: Any, **kw: Any) -> Deferred:
+    """Call ``callable(*args, **kw)`` now; a fired Deferred with its result or its exception."""
+    try:
+        result = callable(*args, **kw)
+    except BaseException as e:
+        _strip_own_frame(e)
+        return fail(Failure(e))
+    return succeed(result)
+
+
+def maybeDeferred(f: Callable[..., Any], *args: Any, **kw: Any) -> Deferred:
+    """Call ``f(*args, **kw)`` and give a Deferred for whatever it does.
+
+    A Deferred it returns is returned as is; a coroutine is run (:func:`ensureDeferred`);
+    a :class:`Failure` or an exception it raises becomes a failed Deferred; any other
+    value a fired one.
+    """
+    try:
+        result = f(*args, **kw)
+    except BaseException as e:
+        _strip_own_frame(e)
+        return fail(Failure(e))
+    if isinstance(result, Deferred):
+        return result
+    if isinstance(result, Failure):
+        return fail(result)
+    if inspect.iscoroutine(result):
+        return Deferred.fromCoroutine(result)
+    return succeed(result)
+
+
+def logError(err: Failure) -> Failure:
+    """Log ``err`` with its traceback (an errback for the end of a chain); returns it."""
+    log.error("Unhandled Error", exc_info=(err.type, err.value, err.tb))
+    return err
+
+
+def timeout(deferred: Deferred) -> None:
+    """Fail ``deferred`` with :class:`TimeoutError` (old Twisted API; prefer :meth:`Deferred.addTimeout`)."""
+    deferred.errback(Failure(TimeoutError("Callback timed out")))
+
+
+# -- coroutines --------------------------------------------------------------------
+
+def ensureDeferred(coro: Union[Deferred, Awaitable[Any]]) -> Deferred:
+    """A Deferred for a coroutine (run now) or a Future; a Deferred is returned as is.
+
+    On a running asyncio loop the coroutine runs as an asyncio task (so everything asyncio
+    offers works in it; on Python 3.12+ the task starts at once, eagerly). With no loop
+    running it is stepped by the Deferreds it awaits, synchronously, as Twisted does.
+    Cancelling the Deferred cancels what the coroutine is waiting on.
+    """
+    if isinstance(coro, Deferred):
+        return coro
+    if inspect.iscoroutine(coro) or inspect.isgenerator(coro):
+        return Deferred.fromCoroutine(coro)
+    if asyncio.isfuture(coro):
+        return Deferred.fromFuture(coro)  # type: ignore[arg-type]
+    raise NotACoroutineError(f"{coro!r} is not a coroutine or a Deferred")
+
+
+class _Cancelled(Exception):
+    """Marks the cancellation of a Deferred whose outcome the code it runs decides."""
+
+
+def _drive(source: Any, step: Callable[[Any, "_Status"], None]) -> Deferred:
+    """The Deferred of a coroutine or generator that ``step`` runs until it waits or ends.
+
+    Cancelling it cancels what the code waits on, and the Deferred fires with whatever
+    the code does then (as Twisted's inlineCallbacks).
+    """
+    status = _Status()
+
+    def cancel(d: Deferred) -> None:
+        # Keep the Deferred unfired until the code has had its say: fail it with a marker whose
+        # handler (put first) cancels what is awaited and waits for a fresh Deferred instead.
+        d.callbacks.insert(0, (passthru, (), None, handle_cancel, (), None))
+        d.errback(Failure(_Cancelled()))
+
+    def handle_cancel(failure: Failure) -> Deferred:
+        failure.trap(_Cancelled)
+        status.deferred = Deferred(cancel)
+        awaited = status.waitingOn
+        if awaited is not None:
+            if isinstance(awaited, Deferred):
+                awaited.cancel()
+            else:
+                awaited.cancel()  # an asyncio future
+        return status.deferred
+
+    status.deferred = outer = Deferred(cancel)
+    step(None, status)
+    return outer
+
+
+class _Status:
+    """What a driven coroutine or generator waits on, and the Deferred its outcome fires."""
+
+    __slots__ = ("deferred", "waitingOn")
+
+    def __init__(self) -> None:
+        self.deferred: Deferred = None  # type: ignore[assignment]
+        self.waitingOn: Any = None
+
+
+class _CoroutineDriver:
+    """Steps a coroutine with no loop running: resumed by each Deferred it awaits as that fires."""
+
+    __slots__ = ("coro",)
+
+    def __init__(self, coro: Any) -> None:
+        self.coro = coro
+
+    def step(self, result: Any, status: _Status) -> None:
+        coro = self.coro
+        while True:
+            try:
+                if isinstance(result, Failure):
+                    yielded = result.throwExceptionIntoGenerator(coro)
+                else:
+                    yielded = coro.send(result)
+            except StopIteration as e:
+                status.deferred.callback(e.value)
+                return
+            except BaseException as e:
+                _strip_own_frame(e)
+                status.deferred.errback(Failure(e))
+                return
+            if isinstance(yielded, Deferred):
+                waiting = [True, None]
+
+                def resume(r: Any, waiting: list = waiting) -> None:
+                    if waiting[0]:
+                        waiting[0] = False
+                        waiting[1] = r
+                        return None
+                    status.waitingOn = None
+                    self.step(r, status)
+                    return None
+
+                yielded.addBoth(resume)
+                if waiting[0]:
+                    waiting[0] = False
+                    status.waitingOn = yielded
+                    return
+                result = waiting[1]
+            elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
+                # An asyncio Future (the loop started since): resume when it is done.
+                yielded._asyncio_future_blocking = False
+                status.waitingOn = yielded
+
+                def resume_future(_f: Any) -> None:
+                    status.waitingOn = None
+                    self.step(None, status)
+
+                yielded.add_done_callback(resume_future)
+                return
+            elif yielded is None:
+                result = None  # a bare yield (asyncio.sleep(0)): go on
+            else:
+                result = Failure(RuntimeError(f"a coroutine run by ensureDeferred yielded {yielded!r}; "
+                                              "it can await Deferreds, or anything on a running loop"))
+
+
+def _run_as_task(loop: asyncio.AbstractEventLoop, coro: Any) -> Deferred:
+    """Run ``coro`` as an asyncio task on ``loop``; a Deferred with its outcome."""
+    if sys.version_info >= (3, 12):
+        task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    else:
+        task = loop.create_task(coro)
+    status = _Status()
+
+    def cancel(d: Deferred) -> None:
+        d.callbacks.insert(0, (passthru, (), None, handle_cancel, (), None))
+        d.errback(Failure(_Cancelled()))
+
+    def handle_cancel(failure: Failure) -> Deferred:
+        failure.trap(_Cancelled)
+        status.deferred = Deferred(cancel)
+        task.cancel()
+        return status.deferred
+
+    status.deferred = outer = Deferred(cancel)
+
+    def done(t: "asyncio.Task[Any]") -> None:
+        d = status.deferred
+        if t.cancelled():
+            d.errback(Failure(CancelledError()))
+            return
+        exc = t.exception()
+        if exc is not None:
+            d.errback(Failure(exc))
+        else:
+            d.callback(t.result())
+
+    if task.done():
+        done(task)
+    else:
+        task.add_done_callback(done)
+    return outer
+
+
+# -- inlineCallbacks ---------------------------------------------------------------
+
+class _DefGen_Return(BaseException):
+    """Carries :func:`returnValue`'s value out of an inlineCallbacks generator."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+def returnValue(val: Any) -> None:
+    """Return ``val`` from an :func:`inlineCallbacks` generator (a plain ``return val`` works too)."""
+    raise _DefGen_Return(val)
+
+
+def _as_deferred(yielded: Any) -> Any:
+    if isinstance(yielded, Deferred):
+        return yielded
+    if inspect.iscoroutine(yielded) or asyncio.isfuture(yielded):
+        return ensureDeferred(yielded)
+    return yielded
+
+
+class _GeneratorDriver:
+    """Steps an inlineCallbacks generator: each Deferred it yields resumes it when fired."""
+
+    __slots__ = ("gen",)
+
+    def __init__(self, gen: Generator[Any, Any, Any]) -> None:
+        self.gen = gen
+
+    def step(self, result: Any, status: _Status) -> None:
+        gen = self.gen
+        while True:
+            try:
+                if isinstance(result, Failure):
+                    yielded = result.throwExceptionIntoGenerator(gen)
+                else:
+                    yielded = gen.send(result)
+            except StopIteration as e:
+                status.deferred.callback(e.value)
+                return
+            except _DefGen_Return as e:
+                status.deferred.callback(e.value)
+                return
+            except BaseException as e:
+                _strip_own_frame(e)
+                status.deferred.errback(Failure(e))
+                return
+            yielded = _as_deferred(yielded)
+            if not isinstance(yielded, Deferred):
+                result = yielded
+                continue
+            waiting = [True, None]
+
+            def resume(r: Any, waiting: list = waiting) -> None:
+                if waiting[0]:
+                    waiting[0] = False
+                    waiting[1] = r
+                    return None
+                status.waitingOn = None
+                self.step(r, status)
+                return None
+
+            yielded.addBoth(resume)
+            if waiting[0]:
+                waiting[0] = False
+                status.waitingOn = yielded
+                return
+            result = waiting[1]
+
+
+def inlineCallbacks(f: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Deferred]:
+    """Decorate a generator function so it reads top to bottom: each ``yield d`` gives ``d``'s
+    result (or raises its failure's exception) once ``d`` fires.
+
+    The decorated function returns a Deferred that fires with the generator's ``return``
+    value (or :func:`returnValue`'s), or fails with the exception it raises. Cancelling
+    that Deferred cancels the Deferred the generator is waiting on.
+    """
+
+    @functools.wraps(f)
+    def unwindGenerator(*args: Any, **kw: Any) -> Deferred:
+        try:
+            gen = f(*args, **kw)
+        except _DefGen_Return:
+            raise TypeError(f"inlineCallbacks requires {f!r} to produce a generator; instead "
+                            "it caught returnValue being used in a non-generator")
+        if not isinstance(gen, types.GeneratorType):
+            raise TypeError(f"inlineCallbacks requires {f!r} to produce a generator; "
+                            f"instead got {gen!r}")
+        return _drive(gen, _GeneratorDriver(gen).step)
+
+    return unwindGenerator
+
+
+# -- many Deferreds ----------------------------------------------------------------
+
+class DeferredList(Deferred):
+    """Fires when every Deferred in a list has, with ``[(success, result), ...]`` in list order.
+
+    ``fireOnOneCallback``: fire with ``(result, index)`` at the first success.
+    ``fireOnOneErrback``: fail with :class:`FirstError` at the first failure.
+    ``consumeErrors``: the failures stop at the list (not logged as unhandled by the
+    Deferreds they came from). Cancelling it cancels every Deferred still pending.
+    """
+
+    __slots__ = ("_deferredList", "resultList", "fireOnOneCallback", "fireOnOneErrback",
+                 "consumeErrors", "finishedCount")
+
+    def __init__(self, deferredList: Iterable[Deferred], fireOnOneCallback: bool = False,
+                 fireOnOneErrback: bool = False, consumeErrors: bool = False) -> None:
+        self._deferredList = list(deferredList)
+        self.resultList: List[Any] = [None] * len(self._deferredList)
+        super().__init__()
+        if not self._deferredList and not fireOnOneCallback:
+            self.callback([])
+        self.fireOnOneCallback = fireOnOneCallback
+        self.fireOnOneErrback = fireOnOneErrback
+        self.consumeErrors = consumeErrors
+        self.finishedCount = 0
+        for index, deferred in enumerate(self._deferredList):
+            deferred.addCallbacks(self._cbDeferred, self._cbDeferred,
+                                  callbackArgs=(index, SUCCESS), errbackArgs=(index, FAILURE))
+
+    def _cbDeferred(self, result: Any, index: int, succeeded: bool) -> Any:
+        self.resultList[index] = (succeeded, result)
+        self.finishedCount += 1
+        if not self.called:
+            if succeeded == SUCCESS and self.fireOnOneCallback:
+                self.callback((result, index))
+            elif succeeded == FAILURE and self.fireOnOneErrback:
+                self.errback(Failure(FirstError(result, index)))
+            elif self.finishedCount == len(self.resultList):
+                self.callback(self.resultList)
+        if succeeded == FAILURE and self.consumeErrors:
+            return None
+        return result
+
+    def cancel(self) -> None:
+        """Cancel every Deferred of the list that has not fired (an error doing so is logged)."""
+        if not self.called:
+            for deferred in self._deferredList:
+                try:
+                    deferred.cancel()
+                except BaseException:
+                    log.exception("Exception raised from user supplied canceller")
+
+
+def _parseDeferredListResult(resultList: List[Tuple[bool, Any]], fireOnOneErrback: bool = False) -> List[Any]:
+    return [result for (success, result) in resultList]
+
+
+def gatherResults(deferredList: Iterable[Deferred], consumeErrors: bool = False) -> Deferred:
+    """A Deferred firing with the list of results, in order; fails with :class:`FirstError`
+    at the first failure (``consumeErrors``: as for :class:`DeferredList`)."""
+    d = DeferredList(deferredList, fireOnOneErrback=True, consumeErrors=consumeErrors)
+    d.addCallback(_parseDeferredListResult)
+    return d
+
+
+def race(ds: Iterable[Deferred]) -> Deferred:
+    """Fires with ``(index, result)`` of the first Deferred to succeed, cancelling the others;
+    fails with :class:`FailureGroup` when every one fails."""
+    ds = list(ds)
+    state = {"winner": None, "failures": [None] * len(ds), "count": 0}
+
+    def cancel(_d: Deferred) -> None:
+        for d in ds:
+            d.cancel()
+
+    outer = Deferred(cancel)
+
+    def succeeded(result: Any, index: int) -> None:
+        if state["winner"] is None:
+            state["winner"] = index
+            outer.callback((index, result))
+            for i, d in enumerate(ds):
+                if i != index:
+                    d.cancel()
+        return None
+
+    def failed(failure: Failure, index: int) -> None:
+        state["failures"][index] = failure
+        state["count"] += 1
+        if state["winner"] is None and state["count"] == len(ds):
+            outer.errback(FailureGroup(state["failures"]))
+        return None
+
+    state["count"] = 0
+    for index, d in enumerate(ds):
+        d.addCallbacks(succeeded, failed, callbackArgs=(index,), errbackArgs=(index,))
+    if not ds:
+        outer.errback(FailureGroup([]))
+    return outer
+
+
+# -- concurrency primitives -----------------------------------------------------------
+
+class _ConcurrencyPrimitive:
+    """What locks and semaphores share: :meth:`run`, and ``async with``."""
+
+    def __init__(self) -> None:
+        self.waiting: List[Deferred] = []
+
+    def _releaseAndReturn(self, r: Any) -> Any:
+        self.release()
+        return r
+
+    def run(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
+        """Acquire, call ``f(*args, **kwargs)``, release when what it returns is done; its outcome."""
+        def execute(_ignored: Any) -> Deferred:
+            d = maybeDeferred(f, *args, **kwargs)
+            d.addBoth(self._releaseAndReturn)
+            return d
+
+        return self.acquire().addCallback(execute)  # type: ignore[attr-defined]
+
+    def __aenter__(self) -> Deferred:
+        """``async with lock:`` acquires it."""
+        return self.acquire()  # type: ignore[attr-defined]
+
+    def __aexit__(self, exc_type: Any, exc_value: Any, tb: Any) -> Deferred:
+        self.release()  # type: ignore[attr-defined]
+        return succeed(False)
+
+
+class DeferredLock(_ConcurrencyPrimitive):
+    """A lock for Deferred code: :meth:`acquire` returns a Deferred firing with the lock when it is yours."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.locked = False
+
+    def _cancelAcquire(self, d: Deferred) -> None:
+        self.waiting.remove(d)
+
+    def acquire(self) -> Deferred:
+        """A Deferred that fires (with this lock) once the lock is held; cancelling it stops waiting."""
+        d = Deferred(canceller=self._cancelAcquire)
+        if self.locked:
+            self.waiting.append(d)
+        else:
+            self.locked = True
+            d.callback(self)
+        return d
+
+    def release(self) -> None:
+        """Release the lock, handing it to the next waiter if there is one."""
+        if not self.locked:
+            raise RuntimeError("Tried to release an unlocked lock")
+        self.locked = False
+        if self.waiting:
+            self.locked = True
+            self.waiting.pop(0).callback(self)
+
+
+class DeferredSemaphore(_ConcurrencyPrimitive):
+    """A semaphore for Deferred code: at most ``tokens`` holders at a time."""
+
+    def __init__(self, tokens: int) -> None:
+        if tokens < 1:
+            raise ValueError("DeferredSemaphore requires tokens >= 1")
+        super().__init__()
+        self.tokens = tokens
+        self.limit = tokens
+
+    def _cancelAcquire(self, d: Deferred) -> None:
+        self.waiting.remove(d)
+
+    def acquire(self) -> Deferred:
+        """A Deferred that fires (with this semaphore) once a token is held; cancelling it stops waiting."""
+        d = Deferred(canceller=self._cancelAcquire)
+        if self.tokens <= 0:
+            self.waiting.append(d)
+        else:
+            self.tokens -= 1
+            d.callback(self)
+        return d
+
+    def release(self) -> None:
+        """Give a token back, handing it to the next waiter if there is one."""
+        if self.tokens >= self.limit:
+            raise RuntimeError("Someone released me too many times: too many tokens!")
+        self.tokens += 1
+        if self.waiting:
+            self.tokens -= 1
+            self.waiting.pop(0).callback(self)
+
+
+class DeferredQueue:
+    """A queue whose :meth:`get` returns a Deferred firing with the next item.
+
+    ``size``: most items held (a :meth:`put` beyond raises :class:`QueueOverflow`);
+    ``backlog``: most gets waiting (a :meth:`get` beyond raises :class:`QueueUnderflow`).
+    """
+
+    def __init__(self, size: Optional[int] = None, backlog: Optional[int] = None) -> None:
+        self.waiting: List[Deferred] = []
+        self.pending: List[Any] = []
+        self.size = size
+        self.backlog = backlog
+
+    def _cancelGet(self, d: Deferred) -> None:
+        self.waiting.remove(d)
+
+    def put(self, obj: Any) -> None:
+        """Hand ``obj`` to the oldest waiting get, or keep it."""
+        if self.waiting:
+            self.waiting.pop(0).callback(obj)
+        elif self.size is None or len(self.pending) < self.size:
+            self.pending.append(obj)
+        else:
+            raise QueueOverflow()
+
+    def get(self) -> Deferred:
+        """A Deferred firing with the next item (at once if one is held); cancelling it stops waiting."""
+        if self.pending:
+            return succeed(self.pending.pop(0))
+        if self.backlog is None or len(self.waiting) < self.backlog:
+            d = Deferred(canceller=self._cancelGet)
+            self.waiting.append(d)
+            return d
+        raise QueueUnderflow()
