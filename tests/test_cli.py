@@ -98,6 +98,36 @@ def test_combined_short_flags():
     assert options.debug and options.no_save
 
 
+@pytest.mark.parametrize("bundled, separate", [
+    (["-noy", "app.tac"], ["-n", "-o", "-y", "app.tac"]),
+    (["-nol-", "-y", "a.tac"], ["-n", "-o", "-l", "-", "-y", "a.tac"]),
+    (["-l", "-noy", "-y", "a.tac"], ["--logfile", "-noy", "--python", "a.tac"]),  # a value stays a value
+    (["--pidfile", "-n", "-oy", "a.tac"], ["--pidfile=-n", "-o", "-y", "a.tac"]),
+    (["-nr", "uvloop", "-u0", "-g", "0", "-y", "a.tac"], ["-n", "-r", "uvloop", "-u", "0", "-g", "0", "-y", "a.tac"]),
+])
+def test_short_options_are_read_alike_bundled_or_not(bundled, separate):
+    assert vars_of(parse(*bundled)) == vars_of(parse(*separate))
+
+
+def vars_of(options: Options) -> dict:
+    return {name: getattr(options, name) for name in Options.__slots__}
+
+
+def test_short_options_are_spelled_out_up_to_the_first_argument_not_an_option_of_ours():
+    params = cli.cli.get_params(cli.cli.make_context("twistdlite", []))
+    spell = lambda *args: cli.spell_out_short_options(params, list(args))  # noqa: E731
+    assert spell("-noy", "app.tac") == ["--nodaemon", "--no_save", "--python", "app.tac"]
+    assert spell("-n", "web", "-noy") == ["--nodaemon", "web", "-noy"]  # a plugin's arguments are its own
+    assert spell("-no", "--", "-y") == ["--nodaemon", "--no_save", "--", "-y"]
+    # What click would refuse is passed on as typed, so its message names what the user wrote.
+    assert spell("-nZ") == ["-nZ"] and spell("-ny") == ["-ny"] and spell("-y=a.tac") == ["-y=a.tac"]
+
+
+def test_bundled_short_options_keep_their_errors(capsys):
+    assert usage_error(capsys, "-ny") == "twistdlite: error: Option '-y' requires an argument."
+    assert usage_error(capsys, "-nZ") == "twistdlite: error: No such option '-Z'."
+
+
 def test_options_the_later_issues_build_parse_too():
     ctx = cli.cli.make_context("twistdlite", [
         "--syslog", "--logger", "pkg.mod.factory", "--tap-key", "key.bin", "--allow-unsafe-tap",
@@ -190,6 +220,39 @@ def test_the_api_and_a_tac_run_never_look_for_plugins(tmp_path):
     result = run(["-noy", str(tac), "--pidfile", ""], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "plugin machinery: []\n" in result.stdout, result.stdout
+
+
+#: What a plain ``-noy`` run of a TCP/UDP .tac does not need, so must not import (each costs start-up time):
+#: difflib (click's suggestions for an unknown option), the .tap code (-o), the stack dumper, the user and
+#: group databases, ClientService, and the daemon code.
+NOT_FOR_NOY = ("difflib", "twistdlite.launch.persist", "twistdlite.launch.stacks", "pwd", "grp",
+               "twistdlite._clientservice", "twistdlite.launch.daemon", "daemon", "lockfile")
+
+
+def test_a_noy_run_imports_only_what_it_needs(tmp_path):
+    tac = tmp_path / "lean.tac"
+    tac.write_text("import sys\nfrom twistdlite import internet, service\n"
+                   "from twistdlite.protocol import DatagramProtocol, Factory, Protocol\n\n"
+                   "class Check(service.Service):\n"
+                   "    def startService(self):\n"
+                   f"        print('needless:', sorted(m for m in {NOT_FOR_NOY!r} if m in sys.modules), flush=True)\n\n"
+                   "application = service.Application('lean')\n"
+                   "internet.TCPServer(0, Factory.forProtocol(Protocol), interface='127.0.0.1')"
+                   ".setServiceParent(application)\n"
+                   "internet.UDPServer(0, DatagramProtocol(), interface='127.0.0.1').setServiceParent(application)\n"
+                   "Check().setServiceParent(application)\n")
+    proc = spawn(["-noy", str(tac)], cwd=tmp_path)
+    try:
+        out = LineReader(proc)
+        found = out.wait_for(r"needless: (.*)\n")
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc) == 0, out.rest()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+    assert found.group(1) == "[]"
 
 
 # -- usage errors: exit status 2, one line ----------------------------------------------------------------

@@ -21,7 +21,6 @@ import logging
 from typing import Any, Callable, Optional
 
 from twistdlite._aio import Done
-from twistdlite._clientservice import ClientService, backoffPolicy
 from twistdlite.service import Service
 
 __all__ = [
@@ -445,3 +444,15 @@ class TimerService(Service):
         if loop is not None and loop.running:
             return loop.stop()
         return None
+
+
+def __getattr__(name: str) -> Any:
+    """:class:`ClientService` and :func:`backoffPolicy`, imported when first asked for (most
+    applications never use them, and every start would pay for the module)."""
+    if name in ("ClientService", "backoffPolicy"):
+        from twistdlite import _clientservice
+
+        value = getattr(_clientservice, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

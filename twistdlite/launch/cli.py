@@ -106,6 +106,10 @@ class TwistdliteGroup(click.Group):
         ctx.meta[PLUGIN_ARGS] = tuple(rest)
         return cmd_name, command, rest
 
+    def parse_args(self, ctx: click.Context, args: list) -> list:
+        """Parse the launcher's options, short ones spelled out first (see :func:`spell_out_short_options`)."""
+        return super().parse_args(ctx, spell_out_short_options(self.get_params(ctx), args))
+
     def invoke(self, ctx: click.Context) -> Any:
         """Run the group; a usage error in a plugin's options is marked with the plugin's name."""
         try:
@@ -131,6 +135,68 @@ class TwistdliteGroup(click.Group):
                 rows.append((name, plugins.describe(name)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def spell_out_short_options(params: Sequence[click.Parameter], args: Sequence[str]) -> list:
+    """``-noy app.tac`` as ``--nodaemon --no_save --python app.tac``, before click parses it.
+
+    Click tries every short option (and bundle) as a long one first, and the error of that
+    try builds its suggestions with difflib: a millisecond of every ``-noy`` start. The long
+    names come from the same option definitions (``params``), and only what click would read
+    the same way is rewritten: the launcher's own options, up to the first argument that is
+    not one (the application file of a bare ``twistdlite FILE``, a plugin's name, ``--``). A
+    bundle with a letter that is no short option, an ``=``, or an option missing its value
+    is passed on as it is, so click's messages name what the user typed.
+    """
+    short: dict = {}     # "-y" -> ("--python", takes a value)
+    valued: set = set()  # long options that take a value
+    for param in params:
+        if not isinstance(param, click.Option):
+            continue
+        takes_value = not param.is_flag and not param.count
+        names = (*param.opts, *param.secondary_opts)
+        long_name = next((opt for opt in param.opts if opt.startswith("--")), None)
+        for opt in names:
+            if len(opt) == 2 and opt[0] == "-" and opt[1] != "-":
+                short[opt] = (long_name or opt, takes_value)
+            elif takes_value:
+                valued.add(opt)
+    out: list = []
+    args = list(args)
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg in ("--", "-") or not arg.startswith("-"):
+            out.append(arg)
+            break
+        parts, wants_next = ([arg], arg in valued) if arg.startswith("--") else _spell_out(arg, short)
+        if wants_next:
+            if index == len(args):  # no value: click says so, naming the option as typed
+                out.append(arg)
+                break
+            parts.append(args[index])  # the option's value, whatever it looks like
+            index += 1
+        out += parts
+    return out + args[index:]
+
+
+def _spell_out(arg: str, short: dict) -> tuple:
+    """``-noy`` -> (["--nodaemon", "--no_save", "--python"], True: the next argument is the value)."""
+    if "=" in arg:
+        return [arg], False
+    parts = []
+    for pos in range(1, len(arg)):
+        opt = "-" + arg[pos]
+        if opt not in short:
+            return [arg], False
+        long_name, takes_value = short[opt]
+        parts.append(long_name)
+        if takes_value:
+            if pos + 1 < len(arg):
+                return parts + [arg[pos + 1:]], False
+            return parts, True
+    return parts, False
 
 
 @click.pass_context
@@ -236,10 +302,12 @@ def make_options(params: dict, pidfile_source: Any = None, plugin: Optional[str]
             if params[name]:
                 raise UsageError(f"{flag} and a plugin ({plugin}) cannot be used together: "
                                  "the plugin makes the application")
-    from twistdlite.launch.privileges import parse_gid, parse_uid
+    uid = gid = None
+    if params["uid"] or params["gid"]:
+        from twistdlite.launch.privileges import parse_gid, parse_uid
 
-    uid = parse_uid(params["uid"]) if params["uid"] else None
-    gid = parse_gid(params["gid"]) if params["gid"] else None
+        uid = parse_uid(params["uid"]) if params["uid"] else None
+        gid = parse_gid(params["gid"]) if params["gid"] else None
     return Options(
         python=params["python"],
         file=params["file"],

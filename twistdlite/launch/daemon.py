@@ -32,6 +32,7 @@ from typing import Any, Iterable, Optional, Union
 
 from twistdlite.launch import forks
 from twistdlite.launch.errors import StartError
+from twistdlite.launch.readiness import Readiness
 
 _PID = b"PID "
 _READY = b"READY\n"
@@ -44,22 +45,6 @@ LAUNCHER_DONE = False
 #: Seconds the launching command waits beyond the daemon's own start and stop
 #: deadlines before it declares the daemon wedged and kills it.
 GRACE = 10.0
-
-
-class Readiness:
-    """How the run reports its start-up outcome. In the foreground it says nothing."""
-
-    #: Descriptors detaching closed that the run did not ask to keep (``"fd -> target"``).
-    closed_fds: "tuple | list" = ()
-
-    def ready(self) -> None:
-        """Every service has started."""
-
-    def failed(self, message: str) -> None:
-        """The start failed with ``message`` (the first failure reported wins)."""
-
-    def close(self) -> None:
-        """Nothing more will be reported."""
 
 
 class PipeReadiness(Readiness):

@@ -14,7 +14,7 @@ from twistdlite.launch.options import Options
 def load(options: Options) -> Any:
     """Load the application the options name; :class:`LoadError` with a clear message on failure."""
     if options.python:
-        return load_tac(options.python)
+        return load_tac(options.python, remember_paths=not options.no_save)
     if options.plugin:
         from twistdlite.launch import plugins
 
@@ -46,11 +46,12 @@ def _user_traceback(exc: BaseException, filename: str) -> str:
     return "".join(lines)
 
 
-def load_tac(path: str) -> Any:
+def load_tac(path: str, remember_paths: bool = True) -> Any:
     """Run the ``.tac`` at ``path`` as a script and return its ``application``.
 
     The file runs with ``__file__`` set and its directory at the front of
-    ``sys.path``, so modules beside it import.
+    ``sys.path``, so modules beside it import; with ``remember_paths`` that
+    directory is recorded for the application's ``.tap`` (there is none with ``-o``).
     """
     _check_readable(path, "Application file")
     filename = os.path.abspath(path)
@@ -81,9 +82,10 @@ def load_tac(path: str) -> Any:
     if "application" not in namespace:
         raise LoadError(f"{path} does not define 'application'")
     application = check_application(namespace["application"], path)
-    from twistdlite.launch import persist
+    if remember_paths:
+        from twistdlite.launch import persist
 
-    persist.remember_paths(application, [directory])  # so a restart from its .tap imports them again
+        persist.remember_paths(application, [directory])  # so a restart from its .tap imports them again
     return application
 
 

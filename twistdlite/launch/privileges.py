@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 from typing import Optional
 
 from twistdlite.launch.errors import LaunchError, UsageError
@@ -14,6 +12,8 @@ def parse_uid(value: str) -> int:
     """A user name or number to a uid; :class:`LaunchError` for an unknown user."""
     if value.isdigit():
         return int(value)
+    import pwd
+
     try:
         return pwd.getpwnam(value).pw_uid
     except KeyError:
@@ -24,6 +24,8 @@ def parse_gid(value: str) -> int:
     """A group name or number to a gid; :class:`LaunchError` for an unknown group."""
     if value.isdigit():
         return int(value)
+    import grp
+
     try:
         return grp.getgrnam(value).gr_gid
     except KeyError:
@@ -47,6 +49,8 @@ def prepare(uid: Optional[int], gid: Optional[int]) -> tuple[Optional[int], Opti
     does); a uid with no entry in the user database then needs ``-g``.
     """
     if uid is not None and gid is None:
+        import pwd
+
         try:
             gid = pwd.getpwuid(uid).pw_gid
         except KeyError:
@@ -67,6 +71,8 @@ def drop(uid: Optional[int], gid: Optional[int], euid_only: bool = False) -> Non
     uid, gid = prepare(uid, gid)
     if os.getuid() != 0 and os.geteuid() != 0:
         return  # nothing to change: check_can_switch accepted our own ids
+    import pwd
+
     try:
         if uid is not None:
             try:

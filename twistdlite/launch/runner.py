@@ -17,10 +17,11 @@ import sys
 from typing import Any, Optional
 
 import twistdlite
-from twistdlite.launch import daemon, forks, loader, logsetup, notify, preload, privileges, signals
+from twistdlite.launch import forks, loader, logsetup, notify, preload, privileges, signals
 from twistdlite.launch.errors import LaunchError, StartError
 from twistdlite.launch.options import Options
 from twistdlite.launch.pidfile import PidFile
+from twistdlite.launch.readiness import Readiness
 
 log = logging.getLogger("twistdlite")
 
@@ -30,12 +31,15 @@ def run(options: Options) -> int:
     check_reactor(options.reactor)
     application = loader.load(options)                                    # 1
     logsetup.check(options, application)  # a --logger factory that cannot be found
-    from twistdlite.launch import persist
+    if not options.no_save or options.tap_key:
+        from twistdlite.launch import persist
 
-    persist.prepare_save(application, options)  # read --tap-key before chdir/chroot/setuid
+        persist.prepare_save(application, options)  # read --tap-key before chdir/chroot/setuid
     notifier = notify.from_environment()  # connected before --chroot; children never see NOTIFY_SOCKET
     detacher = None
     if options.daemonize:  # before --chroot: python-daemon imported, /dev/null opened
+        from twistdlite.launch import daemon
+
         detacher = daemon.Detacher(
             umask=options.effective_umask,
             logfile=logsetup.log_path(options, application),
@@ -49,7 +53,7 @@ def run(options: Options) -> int:
     pidfile = PidFile(options.pidfile) if options.pidfile else None
     if pidfile is not None:
         pidfile.acquire()
-    readiness: daemon.Readiness = daemon.Readiness()
+    readiness: Readiness = Readiness()  # the foreground's, which says nothing
     try:
         if detacher is not None:                                          # 3
             # The descriptors the daemon keeps, an explicit list: the pidfile
@@ -168,7 +172,7 @@ def make_loop(reactor: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def run_loop(options: Options, application: Any, readiness: daemon.Readiness, logs: Any,
+def run_loop(options: Options, application: Any, readiness: Readiness, logs: Any,
              uid: Optional[int], gid: Optional[int]) -> int:
     """Create the loop, serve until told to stop, and tear the loop down."""
     from twistdlite import reactor
@@ -196,7 +200,7 @@ def run_loop(options: Options, application: Any, readiness: daemon.Readiness, lo
 class Serving:
     """Steps 5 to 7 of the run, on the loop: start (bounded), report, wait for a stop, stop (bounded)."""
 
-    def __init__(self, options: Options, application: Any, readiness: daemon.Readiness, logs: Any,
+    def __init__(self, options: Options, application: Any, readiness: Readiness, logs: Any,
                  uid: Optional[int], gid: Optional[int]) -> None:
         self.options = options
         self.application = application
@@ -302,7 +306,6 @@ class Serving:
 
     async def _start(self, service: Any) -> None:
         """privilegedStartService, drop privileges, startService: all within --start-timeout."""
-        from twistdlite.launch import stacks  # now: after the drop, our own files may be out of reach
         from twistdlite.service import maybe_await, release_privileged
 
         loop = asyncio.get_running_loop()
@@ -320,6 +323,8 @@ class Serving:
                     raise
                 result = service.startService()
         except signals.StartDeadline as exc:
+            from twistdlite.launch import stacks  # lazily; preload imports it before a confined run
+
             raise StartError(self._start_timed_out(stacks.service_in_frame(exc.frame))) from None
         if not inspect.isawaitable(result):
             return
@@ -332,6 +337,8 @@ class Serving:
         if start in done:
             start.result()
             return
+        from twistdlite.launch import stacks
+
         hung = stacks.service_in_task(start)
         start.cancel()  # a MultiService stops the children it started, in reverse order
         await self._bounded(start, "undoing the start")
@@ -347,8 +354,6 @@ class Serving:
 
     async def _bounded(self, task: asyncio.Future, what: str) -> str:
         """Wait for ``task`` until --shutdown-timeout or a second signal: "done", "timeout" or "forced"."""
-        from twistdlite.launch import stacks
-
         forced = asyncio.ensure_future(self.forced.wait())
         try:
             await asyncio.wait({task, forced}, timeout=self.options.shutdown_timeout,
@@ -360,6 +365,8 @@ class Serving:
         if self.forced.is_set():
             outcome = "forced"
         else:
+            from twistdlite.launch import stacks
+
             hung = stacks.service_in_task(task)
             still = f" (still waiting for {stacks.describe(hung)})" if hung is not None else ""
             log.error("%s took longer than %g s%s; exiting anyway.", what.capitalize(),
