@@ -42,6 +42,13 @@ the record's ``system`` attribute when the line is logged. Work the protocol
 schedules for later (``callLater``, a task) runs outside the callback and is
 logged under its logger's name, as in twistd.
 
+Twisted's event API is here too: ``log = Logger()`` (as a module or class
+attribute) and ``log.info("x={x}", x=1)``; ``globalLogPublisher.addObserver``
+registers an observer for every line, whichever API logged it (see
+``twistdlite._logevents``). An event from a ``Logger`` reaches observers with
+its own keys (``log_level`` is a :class:`LogLevel`, which is also its name as a
+``str``).
+
 An observer or handler that raises is reported once on standard error and
 then ignored; logging never stops the service. When that report cannot be
 delivered either (standard error is captured into the very log that fails),
@@ -58,6 +65,16 @@ import threading
 import time
 from typing import Any, Callable, Optional, Protocol, TextIO, runtime_checkable
 
+from twistdlite._logevents import (
+    InvalidLogLevelError,
+    LogBeginner,
+    Logger,
+    LogLevel,
+    LogPublisher,
+    formatEvent,
+    globalLogBeginner,
+    globalLogPublisher,
+)
 from twistdlite.service import _AdaptingProtocolMeta
 
 __all__ = [
@@ -77,10 +94,18 @@ __all__ = [
     "current_system",
     "EscapingStreamHandler",
     "LogObserverError",
+    "Logger",
+    "LogLevel",
+    "LogPublisher",
+    "LogBeginner",
+    "InvalidLogLevelError",
+    "globalLogPublisher",
+    "globalLogBeginner",
+    "formatEvent",
 ]
 
-_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",
-           logging.ERROR: "error", logging.CRITICAL: "critical"}
+_LEVELS = {logging.DEBUG: LogLevel.debug, logging.INFO: LogLevel.info, logging.WARNING: LogLevel.warn,
+           logging.ERROR: LogLevel.error, logging.CRITICAL: LogLevel.critical}
 
 
 @runtime_checkable
@@ -290,6 +315,12 @@ def event_from_record(record: logging.LogRecord, formatter: Optional[logging.For
     if record.exc_info or record.exc_text or record.stack_info:
         details = formatter if isinstance(formatter, TwistdFormatter) else _DETAILS
         traceback_text = details.details(record) or None
+    original = getattr(record, "log_event", None)
+    if original is not None:  # logged by a twistdlite.logger.Logger: its own keys, as Twisted's observers expect
+        event = dict(original)
+        event.update(log_system=system_of(record), message=message, log_traceback=traceback_text,
+                     log_record=record)
+        return event
     return {
         "log_time": record.created,
         "log_level": _LEVELS.get(record.levelno) or record.levelname.lower(),
