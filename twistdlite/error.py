@@ -19,6 +19,10 @@ __all__ = [
     "MessageLengthError",
     "MulticastJoinError",
     "ReactorNotRunning",
+    "ReactorAlreadyRunning",
+    "ProcessDone",
+    "ProcessTerminated",
+    "ProcessExitedAlready",
     "EndpointStringError",
     "connect_error_for",
 ]
@@ -132,6 +136,51 @@ class MulticastJoinError(OSError):
 
 class ReactorNotRunning(RuntimeError):
     """An operation needs the event loop, and none is installed or running."""
+
+
+class ReactorAlreadyRunning(RuntimeError):
+    """``reactor.run()`` was called while the reactor runs."""
+
+
+class ProcessDone(ConnectionDone):
+    """A child process exited with status 0 (``exitCode`` 0, ``signal`` None)."""
+
+    def __init__(self, status: Any = 0) -> None:
+        super().__init__("process finished with exit code 0")
+        self.exitCode = 0
+        self.signal = None
+        self.status = status
+
+    def __str__(self) -> str:
+        return "A process has ended without apparent errors: process finished with exit code 0."
+
+
+class ProcessTerminated(ConnectionLost):
+    """A child process ended badly: ``exitCode`` non-zero, or killed by ``signal`` (``status`` is the raw wait status).
+
+    Also the reason when the program could not be started at all (``exitCode``
+    127 and the reason in the message, as a shell reports it).
+    """
+
+    def __init__(self, exitCode: Optional[int] = None, signal: Optional[int] = None,
+                 status: Optional[int] = None, reason: Optional[str] = None) -> None:
+        self.exitCode = exitCode
+        self.signal = signal
+        self.status = status
+        if reason is not None:
+            message = reason
+        elif signal is not None:
+            message = f"process ended by signal {signal}"
+        else:
+            message = f"process ended with exit code {exitCode}"
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return f"A process has ended with a probable error condition: {self.args[0]}."
+
+
+class ProcessExitedAlready(Exception):
+    """The process has already exited (``signalProcess`` after the end)."""
 
 
 class EndpointStringError(ValueError):

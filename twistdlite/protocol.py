@@ -23,6 +23,7 @@ __all__ = [
     "ReconnectingClientFactory",
     "DatagramProtocol",
     "ConnectedDatagramProtocol",
+    "ProcessProtocol",
     "connectionDone",
 ]
 
@@ -302,3 +303,52 @@ class ConnectedDatagramProtocol(AbstractDatagramProtocol):
 
     def connectionFailed(self, failure: Failure) -> None:
         """Called when the connection could not be made."""
+
+
+class ProcessProtocol(BaseProtocol):
+    """The protocol of a child process started with ``reactor.spawnProcess``.
+
+    ``transport`` is the process (``pid``, ``write``, ``closeStdin``,
+    ``signalProcess``, ``loseConnection``). Override ``outReceived`` and
+    ``errReceived`` for its output, ``processExited`` (it has exited) and
+    ``processEnded`` (it has exited and its pipes are closed); both get a
+    :class:`Failure` of ``twistdlite.error.ProcessDone`` (exit code 0) or
+    ``ProcessTerminated`` (``exitCode``, ``signal``).
+    """
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        """Data from the child's descriptor ``childFD``: 1 goes to outReceived, 2 to errReceived."""
+        if childFD == 1:
+            self.outReceived(data)
+        elif childFD == 2:
+            self.errReceived(data)
+
+    def outReceived(self, data: bytes) -> None:
+        """Data the child wrote to its stdout; override it."""
+
+    def errReceived(self, data: bytes) -> None:
+        """Data the child wrote to its stderr; override it."""
+
+    def childConnectionLost(self, childFD: int) -> None:
+        """The pipe to the child's descriptor ``childFD`` closed: calls in/out/errConnectionLost."""
+        if childFD == 0:
+            self.inConnectionLost()
+        elif childFD == 1:
+            self.outConnectionLost()
+        elif childFD == 2:
+            self.errConnectionLost()
+
+    def inConnectionLost(self) -> None:
+        """The child's stdin was closed; override it."""
+
+    def outConnectionLost(self) -> None:
+        """The child closed its stdout; override it."""
+
+    def errConnectionLost(self) -> None:
+        """The child closed its stderr; override it."""
+
+    def processExited(self, reason: Failure) -> None:
+        """The child has exited (its pipes may still be open); override it."""
+
+    def processEnded(self, reason: Failure) -> None:
+        """The child has exited and every pipe is closed; override it."""

@@ -38,6 +38,15 @@ __all__ = [
     "listenMulticast",
     "listenUNIXDatagram",
     "connectUNIXDatagram",
+    "callInThread",
+    "getThreadPool",
+    "suggestThreadPoolSize",
+    "addSystemEventTrigger",
+    "removeSystemEventTrigger",
+    "fireSystemEvent",
+    "spawnProcess",
+    "run",
+    "launcher_runs_loop",
 ]
 
 log = logging.getLogger("twistdlite")
@@ -52,6 +61,8 @@ _loop: Any = None
 _pending_calls: list["DelayedCall"] = []
 _when_running: list[tuple[Callable[..., Any], tuple, dict]] = []
 _stop_hook: Optional[Callable[[], None]] = None
+_thread_pool: Any = None
+_launcher = False  # True once the launcher owns the loop: reactor.run() in a .tac is then a no-op
 
 
 class AlreadyCalled(ValueError):
@@ -172,6 +183,137 @@ def callWhenRunning(func: Callable[..., Any], *args: Any, **kw: Any) -> None:
 def callFromThread(func: Callable[..., Any], *args: Any, **kw: Any) -> None:
     """Run ``func(*args, **kw)`` in the loop's thread, from any thread."""
     getLoop().call_soon_threadsafe(_call_logged, func, args, kw)
+
+
+def getThreadPool() -> Any:
+    """The reactor's thread pool (a :class:`twistdlite.threadpool.ThreadPool`, 10 threads at most by default).
+
+    Started on first use; stopped during shutdown (the calls still running are
+    not waited for: a daemon's stop is bounded by ``--shutdown-timeout``).
+    """
+    global _thread_pool
+    if _thread_pool is None:
+        from twistdlite._events import addSystemEventTrigger as add_trigger
+        from twistdlite.threadpool import ThreadPool
+
+        _thread_pool = ThreadPool(0, 10, "reactor")
+        _thread_pool.start()
+        add_trigger("during", "shutdown", _stop_thread_pool)
+    return _thread_pool
+
+
+def _stop_thread_pool() -> None:
+    global _thread_pool
+    pool, _thread_pool = _thread_pool, None
+    if pool is not None:
+        pool.stop()
+
+
+def suggestThreadPoolSize(size: int) -> None:
+    """Let the reactor's thread pool grow to ``size`` threads."""
+    getThreadPool().adjustPoolsize(maxthreads=size)
+
+
+def callInThread(func: Callable[..., Any], *args: Any, **kw: Any) -> None:
+    """Run ``func(*args, **kw)`` in the reactor's thread pool (an exception it raises is logged)."""
+    getThreadPool().callInThread(func, *args, **kw)
+
+
+def addSystemEventTrigger(phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """Call ``callable(*args, **kw)`` in ``phase`` ('before', 'during', 'after') of ``eventType`` ('startup', 'shutdown').
+
+    A 'before' trigger returning a Deferred (or any awaitable) is waited for
+    before the next phase: under the launcher, 'before shutdown' triggers are
+    waited for with ``stopService``, within ``--shutdown-timeout``. Returns an
+    ID for :func:`removeSystemEventTrigger`.
+    """
+    from twistdlite import _events
+
+    return _events.addSystemEventTrigger(phase, eventType, callable, *args, **kw)
+
+
+def removeSystemEventTrigger(triggerID: Any) -> None:
+    """Remove a trigger :func:`addSystemEventTrigger` added (``ValueError`` if it has run or was removed)."""
+    from twistdlite import _events
+
+    _events.removeSystemEventTrigger(triggerID)
+
+
+def fireSystemEvent(eventType: str) -> None:
+    """Run the triggers of ``eventType`` now (the launcher fires 'startup' and 'shutdown' itself)."""
+    from twistdlite import _events
+
+    _events.fireSystemEvent(eventType)
+
+
+def spawnProcess(processProtocol: Any, executable: Any, args: Any = (), env: Optional[dict] = None,
+                 path: Any = None, uid: Optional[int] = None, gid: Optional[int] = None, usePTY: bool = False,
+                 childFDs: Optional[dict] = None) -> Any:
+    """Run ``executable`` with ``args`` (``args[0]`` is the program's name) connected to ``processProtocol``.
+
+    Returns the process transport (``pid``, ``write``, ``closeStdin``,
+    ``signalProcess``, ``loseConnection``). ``env`` is the whole environment
+    (None: an empty one, as in Twisted); ``path`` the working directory;
+    ``uid``/``gid`` the user to run as. A program that cannot be started
+    (missing, not executable) is reported to ``processEnded`` as a
+    ``ProcessTerminated`` failure, never raised into the caller's service.
+    ``usePTY`` is not supported (``NotImplementedError``). See ``twistdlite.process``.
+    """
+    from twistdlite.process import spawn
+
+    return spawn(processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs)
+
+
+def launcher_runs_loop() -> None:
+    """Say that the launcher owns the loop (used by the runner): ``reactor.run()`` becomes a logged no-op."""
+    global _launcher
+    _launcher = True
+
+
+def run(installSignalHandlers: bool = True) -> None:
+    """Under twistdlite the launcher runs the reactor: a ``.tac`` calling ``reactor.run()`` gets a warning and nothing else.
+
+    Outside the launcher (a plain script), run the loop until ``reactor.stop()``,
+    firing the 'startup' and 'shutdown' system events.
+    """
+    if _launcher:
+        log.warning("reactor.run() ignored: twistdlite runs the reactor itself "
+                    "(remove the call from the .tac, as twistd would have you do)")
+        return
+    loop = _current_loop()
+    if loop is not None and loop.is_running():
+        from twistdlite.error import ReactorAlreadyRunning
+
+        raise ReactorAlreadyRunning("the reactor is already running")
+    _run_standalone()
+
+
+def _run_standalone() -> None:
+    import asyncio
+
+    from twistdlite import _events
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    stopping = asyncio.Event()
+
+    def request_stop() -> None:
+        loop.call_soon_threadsafe(stopping.set)
+
+    async def main() -> None:
+        _events.fireSystemEvent("startup")
+        await stopping.wait()
+        await _events.wait_for(_events.run_phase("shutdown", "before"))
+        _events.run_phase("shutdown", "during")
+        _events.run_phase("shutdown", "after")
+
+    install(loop, stop_hook=request_stop)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        uninstall()
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def _call_logged(func: Callable[..., Any], args: tuple, kw: dict) -> None:
