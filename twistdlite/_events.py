@@ -144,6 +144,47 @@ async def wait_for(pending: list) -> None:
     log_failures(pending)
 
 
+async def wait_with(result: Any, pending: list) -> Any:
+    """Await ``result`` (a stop's awaitable, or None) and, with it, the triggers' awaitables in ``pending``.
+
+    Returns what ``result`` gives (raising its error) once both are done; the
+    triggers' failures are logged.
+    """
+    import asyncio
+
+    futures = [asyncio.ensure_future(awaitable) for _, awaitable in pending]
+    pending[:] = [(trigger, future) for (trigger, _), future in zip(pending, futures)]
+    try:
+        if result is not None and hasattr(type(result), "__await__"):
+            return await result
+        return result
+    finally:
+        if futures:
+            await asyncio.wait(futures)
+            log_failures(pending)
+
+
+def log_unfired(pending: list, timeout: float) -> None:
+    """Name each trigger of ``pending`` that has not fired after ``timeout`` seconds."""
+    for trigger in unfired(pending):
+        log.error("%s never fired (waited %g s)", str(trigger)[:1].upper() + str(trigger)[1:], timeout)
+
+
+async def fire_bounded(eventType: str, timeout: float) -> None:
+    """Fire ``eventType`` as the launcher does: the 'before' awaitables waited for at most ``timeout`` s."""
+    import asyncio
+
+    pending = run_phase(eventType, "before")
+    if pending:
+        waiting = asyncio.ensure_future(wait_with(None, pending))
+        done, _ = await asyncio.wait({waiting}, timeout=timeout)
+        if not done:
+            log_unfired(pending, timeout)
+            waiting.cancel()
+    run_phase(eventType, "during")
+    run_phase(eventType, "after")
+
+
 def fireSystemEvent(eventType: str) -> None:
     """Fire ``eventType`` now: ``before`` triggers, then (once their awaitables have fired) ``during`` and ``after``."""
     pending = run_phase(eventType, "before")

@@ -91,6 +91,11 @@ register("twistdlite._aio", "twistdlite._transport", "twistdlite._unixsock", "tw
          "twistdlite.address", "twistdlite.error", "twistdlite.failure", "twistdlite.protocol",
          "twistdlite.basic", "twistdlite.task", "twistdlite.ssl", "ssl", "fcntl", "random",
          why="the reactor's ports and connectors, imported when a service first binds or connects")
+# -- what ported Twisted code reaches at run time: threads, child processes, system event
+#    triggers, Twisted's logging APIs.
+register("twistdlite.threads", "twistdlite.threadpool", "twistdlite._events", "twistdlite.process",
+         "twistdlite._logevents", "twistdlite.log", "subprocess", "queue", "threading", "string",
+         why="reactor.callInThread/deferToThread, spawnProcess, system event triggers, Logger and log.msg")
 # -- the loop, and what it imports lazily (host names are resolved in a thread pool).
 register("asyncio", "asyncio.unix_events", "selectors", "socket", "concurrent.futures.thread",
          why="the event loop and its resolver's thread pool")

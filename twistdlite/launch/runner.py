@@ -29,6 +29,9 @@ log = logging.getLogger("twistdlite")
 def run(options: Options) -> int:
     """Run the application the options describe; returns the exit status (raises LaunchError)."""
     check_reactor(options.reactor)
+    from twistdlite import reactor
+
+    reactor.launcher_runs_loop()  # reactor.run() in the .tac: a warning, as under twistd
     application = loader.load(options)                                    # 1
     logsetup.check(options, application)  # a --logger factory that cannot be found
     if not options.no_save or options.tap_key:
@@ -299,6 +302,9 @@ class Serving:
             self.readiness.failed(message)
             await self._settle(before)
             raise StartError(message) from None
+        from twistdlite import _events
+
+        await _events.fire_bounded("startup", self.options.start_timeout)  # reactor's startup triggers
         self.readiness.ready()                                            # 6
         await self.stopping.wait()                                        # 7
         self.notifier.stopping(self.stop_reason)
@@ -397,14 +403,17 @@ class Serving:
         return "timeout"
 
     async def _stop(self, service: Any) -> int:
-        """stopService (bounded; a second signal cuts it short), then save the .tap; the exit status."""
-        from twistdlite.service import maybe_await
+        """'before shutdown' triggers and stopService (bounded together; a second signal cuts them short),
+        the 'during' and 'after' triggers, then save the .tap; the exit status."""
+        from twistdlite import _events
 
         code = 0
         outcome = "done"
+        triggers: list = []
         try:
             with signals.deadline(self.options.shutdown_timeout, signals.StopDeadline), \
                     signals.second_signal_interrupts():
+                triggers = _events.run_phase("shutdown", "before")  # the .tac's first, then stopService, as twistd
                 result = service.stopService()
         except signals.StopDeadline as exc:  # a stopService that blocked: bounded like an awaited one
             result, code = None, 1
@@ -412,14 +421,17 @@ class Serving:
         except Exception:
             log.exception("Error while stopping the application")
             result, code = None, 1
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(maybe_await(result))
+        if inspect.isawaitable(result) or triggers:
+            task = asyncio.ensure_future(_events.wait_with(result, triggers))
             outcome = await self._bounded(task, "stopping the application")
             if outcome == "done" and not task.cancelled() and task.exception() is not None:
                 log.error("Error while stopping the application", exc_info=task.exception())
                 code = 1
             elif outcome != "done":
+                _events.log_unfired(triggers, self.options.shutdown_timeout)
                 code = 1
+        _events.run_phase("shutdown", "during")
+        _events.run_phase("shutdown", "after")
         if outcome == "forced":
             log.warning("Stopped at once: the services may not have finished stopping; no .tap saved.")
             log.info("Server Shut Down.")
