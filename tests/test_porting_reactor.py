@@ -18,8 +18,9 @@ from twistdlite.threadpool import ThreadPool
 
 
 @pytest.fixture(autouse=True)
-def clean_reactor():
-    """No loop installed, no pool, no triggers left between tests."""
+def clean_reactor(monkeypatch):
+    """No loop installed, no pool, no triggers left between tests; not under the launcher."""
+    monkeypatch.setattr(reactor, "_launcher", False)
     reactor.uninstall()
     _events._triggers.clear()
     yield
