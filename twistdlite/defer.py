@@ -177,7 +177,8 @@ class _DebugInfo:
         if debug:
             message += "\n(debug:\n" + debug + ")"
         try:
-            log.error(message, exc_info=(failure.type, failure.value, failure.tb))
+            log.error(message, exc_info=(failure.type, failure.value, failure.tb),
+                      extra={"log_failure": failure})
         except Exception:  # pragma: no cover - logging at interpreter shutdown
             pass
 
@@ -604,7 +605,7 @@ def maybeDeferred(f: Callable[..., Any], *args: Any, **kw: Any) -> Deferred:
 
 def logError(err: Failure) -> Failure:
     """Log ``err`` with its traceback (an errback for the end of a chain); returns it."""
-    log.error("Unhandled Error", exc_info=(err.type, err.value, err.tb))
+    log.error("Unhandled Error", exc_info=(err.type, err.value, err.tb), extra={"log_failure": err})
     return err
 
 
