@@ -389,3 +389,79 @@ def test_restarted_app_remembers_its_import_path_for_the_next_save(tmp_path, mon
     persist.save_shutdown_tap(app, Options())
     header, _ = persist.decode((tmp_path / "Again-shutdown.tap").read_bytes())
     assert header.path == ("/srv/app",) and header.name == "Again"
+
+
+# -- temporary files a killed save left behind ------------------------------------------------
+
+def dead_pid() -> int:
+    """The PID of a process that has exited and been reaped."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_save_names_its_temporary_file_with_its_pid(tmp_path, monkeypatch):
+    seen = []
+
+    def spy(fd, chunks):
+        seen.extend(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+        os.write(fd, b"".join(chunks))
+
+    monkeypatch.setattr(persist, "_write_all", spy)
+    persist.save(make_app(), str(tmp_path / "App-shutdown.tap"))
+    assert len(seen) == 1 and seen[0].startswith(f".App-shutdown.tap.{os.getpid()}-") and seen[0].endswith(".tmp")
+
+
+def test_the_next_save_removes_only_the_temporary_files_it_can_prove_are_stale(tmp_path, caplog):
+    path = tmp_path / "App-shutdown.tap"
+    gone = dead_pid()
+    stale = tmp_path / f".App-shutdown.tap.{gone}-abc_12XY.tmp"
+    stale.write_bytes(b"half a save")
+    kept = {
+        f".App-shutdown.tap.{os.getppid()}-abcd1234.tmp": "a live process's save in progress",
+        f".App-shutdown.tap.{os.getpid()}-abcd1234.tmp": "this process's own",
+        f".Other-shutdown.tap.{gone}-abcd1234.tmp": "another application's",
+        ".App-shutdown.tap.abcd1234.tmp": "no PID: cannot be proved stale",
+        f".App-shutdown.tap.{gone}-abcd1234.tmp.bak": "not a temporary file's name",
+        f"App-shutdown.tap.{gone}-abcd1234.tmp": "not hidden: not ours",
+    }
+    for name in kept:
+        (tmp_path / name).write_bytes(b"keep")
+    (tmp_path / f".App-shutdown.tap.{gone}-link.tmp").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / f".App-shutdown.tap.{gone}-dir.tmp").mkdir()
+    with caplog.at_level(logging.INFO, logger="twistdlite"):
+        persist.save(make_app(), str(path))
+    assert not stale.exists()
+    assert f"Removed {stale}, left by a save that was interrupted (PID {gone} is gone)." in caplog.text
+    for name, why in kept.items():
+        assert (tmp_path / name).read_bytes() == b"keep", why
+    assert (tmp_path / f".App-shutdown.tap.{gone}-link.tmp").is_symlink()
+    assert (tmp_path / f".App-shutdown.tap.{gone}-dir.tmp").is_dir()
+    persist.load(str(path))
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to make a file another user owns")
+def test_another_users_stale_temporary_file_is_left_alone(tmp_path):
+    gone = dead_pid()
+    theirs = tmp_path / f".App-shutdown.tap.{gone}-abcd1234.tmp"
+    theirs.write_bytes(b"theirs")
+    os.chown(theirs, 65534, 65534)
+    assert persist.remove_stale_temp_files(str(tmp_path / "App-shutdown.tap")) == []
+    assert theirs.read_bytes() == b"theirs"
+
+
+def test_the_save_says_what_its_digest_proves(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.INFO, logger="twistdlite"):
+        persist.save_shutdown_tap(make_app(), Options())
+    said = caplog.messages[-1]
+    assert "SHA-256 digest, which detects damage, not forgery" in said and "--tap-key" in said
+    key = tmp_path / "key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="twistdlite"):
+        persist.save_shutdown_tap(make_app(), Options(tap_key=str(key)))
+    assert caplog.messages[-1] == f"App-shutdown.tap is signed with the key in {key} (HMAC-SHA256)."

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from support import (EXAMPLES, LineReader, connect, read_pid, recv_until, run, spawn, wait_exit,
-                     wait_for_file_text, wait_gone, wait_until)
+                     wait_for_file_text, wait_gone, wait_status, wait_until)
 from twistdlite.launch import persist
 
 COUNTER_TAC = str(EXAMPLES / "counter.tac")
@@ -394,3 +394,66 @@ def test_unwritable_run_directory_at_save_time(tmp_path):
     assert (rundir / "Faulty-shutdown.tap").read_bytes() == previous
     assert sorted(p.name for p in rundir.iterdir()) == ["Faulty-shutdown.tap", "pid"]
     assert list(piddir.iterdir()) == []  # the pidfile was removed
+
+
+# -- the save interrupted: a second signal, or SIGKILL -------------------------------------------
+
+SLOW_SAVE_TAC = str(Path(__file__).parent / "tacs" / "slow_save.tac")
+
+
+def _slow_save_daemon(rundir: Path) -> tuple:
+    """A daemon whose shutdown save is under way (its temporary file half written): (pid, temp file)."""
+    done = run(["-y", SLOW_SAVE_TAC], cwd=rundir, SLOW_SAVE_MARK=str(rundir / "mark"))
+    assert done.returncode == 0, done.stderr
+    pid = read_pid(rundir / "twistd.pid")
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: (rundir / "mark").exists(), what="the save to begin")
+    temps = [p for p in rundir.iterdir() if p.name.endswith(".tmp")]
+    assert [p.name for p in temps] == [p.name for p in temps if re.fullmatch(
+        rf"\.slowsave-shutdown\.tap\.{pid}-\w+\.tmp", p.name)] and len(temps) == 1, temps
+    return pid, temps[0]
+
+
+@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_signal_during_the_save_stops_at_once_and_keeps_the_previous_tap(tmp_path, second):
+    from twistdlite import service
+
+    persist.save(service.Application("slowsave"), str(tmp_path / "slowsave-shutdown.tap"))
+    previous = (tmp_path / "slowsave-shutdown.tap").read_bytes()
+    pid, temp = _slow_save_daemon(tmp_path)
+    began = time.monotonic()
+    os.kill(pid, second)
+    assert wait_status(pid) == 1
+    assert time.monotonic() - began < 10
+    assert (tmp_path / "slowsave-shutdown.tap").read_bytes() == previous
+    assert not temp.exists() and not (tmp_path / "twistd.pid").exists()
+    log = (tmp_path / "twistd.log").read_text()
+    lines = [line.split("] ", 1)[1] for line in log.splitlines() if "] " in line]
+    assert lines[-4:] == [
+        "Saving slowsave application to slowsave-shutdown.tap...",
+        f"Received {signal.Signals(second).name} again, stopping at once.",
+        "Stopped at once: the save was cut short; no .tap saved (slowsave-shutdown.tap was not changed).",
+        "Server Shut Down."], log
+    assert "Saved." not in lines
+
+
+def test_a_save_killed_with_sigkill_leaves_a_temporary_file_the_next_start_removes(tmp_path):
+    pid, temp = _slow_save_daemon(tmp_path)
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    assert temp.exists()  # what SIGKILL leaves
+    foreign = tmp_path / ".slowsave-shutdown.tap.1-notours.tmp"  # PID 1 lives: never removed
+    foreign.write_bytes(b"someone else's")
+    (tmp_path / "twistd.log").unlink()
+    done = run(["-y", SLOW_SAVE_TAC], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    pid = read_pid(tmp_path / "twistd.pid")
+    try:
+        assert not temp.exists()
+        assert foreign.read_bytes() == b"someone else's"
+        assert f"Removed {temp.name}, left by a save that was interrupted (PID " in (
+            tmp_path / "twistd.log").read_text().replace("./", "")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    assert (tmp_path / "slowsave-shutdown.tap").exists()

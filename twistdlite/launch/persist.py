@@ -56,6 +56,7 @@ __all__ = [
     "remember_paths",
     "check_file_safety",
     "write_atomically",
+    "remove_stale_temp_files",
 ]
 
 log = logging.getLogger("twistdlite")
@@ -490,7 +491,8 @@ def write_atomically(path: str, chunks: Sequence[bytes]) -> None:
     import tempfile
 
     directory = os.path.dirname(path) or "."  # relative stays relative: no need to search the ancestors
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    remove_stale_temp_files(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path) + f"{os.getpid()}-", suffix=".tmp", dir=directory)
     try:
         try:
             os.fchmod(fd, 0o600)
@@ -506,6 +508,57 @@ def write_atomically(path: str, chunks: Sequence[bytes]) -> None:
             pass
         raise
     _fsync_directory(directory)
+
+
+def _temp_prefix(path: str) -> str:
+    """The start of the names of ``path``'s temporary files: ``.NAME.`` (then ``PID-RANDOM.tmp``)."""
+    return f".{os.path.basename(path)}."
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, someone else's
+        return True
+    return True
+
+
+def remove_stale_temp_files(path: str) -> list:
+    """Remove the temporary files an interrupted save of ``path`` left (a save killed with SIGKILL).
+
+    Only files that are provably a save's own leftovers go: a regular file named
+    ``.NAME.PID-RANDOM.tmp`` beside ``path``, owned by this user, whose PID names
+    no live process (nor this one). Anything else is left alone. Returns the paths removed.
+    """
+    import re
+
+    directory = os.path.dirname(path) or "."
+    pattern = re.compile(re.escape(_temp_prefix(path)) + r"([0-9]{1,10})-[A-Za-z0-9_]{1,64}\.tmp\Z")
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.match(name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _process_exists(pid):
+            continue
+        stale = os.path.join(directory, name)
+        try:
+            st = os.lstat(stale)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            os.unlink(stale)
+        except OSError:
+            continue
+        log.info("Removed %s, left by a save that was interrupted (PID %d is gone).", stale, pid)
+        removed.append(stale)
+    return removed
 
 
 def _pickle(application: Any, path: str) -> bytes:
@@ -549,4 +602,10 @@ def save_shutdown_tap(application: Any, options: Options) -> str:
     log.info("Saving %s application to %s...", name, path)
     save(application, path, plan.key, plan.paths)
     log.info("Saved.")
+    if plan.key is None:
+        log.info("%s carries a SHA-256 digest, which detects damage, not forgery: only its owner and "
+                 "mode (0600) keep others from putting code in it; sign a .tap that travels with --tap-key.",
+                 path)
+    else:
+        log.info("%s is signed with the key in %s (HMAC-SHA256).", path, plan.key.path)
     return path

@@ -92,6 +92,8 @@ def run(options: Options) -> int:
             raise
         try:
             log_start(options, application, pidfile)
+            if not options.no_save:  # a save killed last time left its temporary file
+                persist.remove_stale_temp_files(persist.shutdown_tap_path(application))
             if readiness.closed_fds:
                 log.info("Detaching closed descriptors the run does not keep: %s",
                      ", ".join(readiness.closed_fds))
@@ -437,12 +439,38 @@ class Serving:
             log.info("Server Shut Down.")
             return code
         if not self.options.no_save:
-            from twistdlite.launch import persist
-
-            try:
-                persist.save_shutdown_tap(self.application, self.options)
-            except LaunchError as exc:
-                log.error("%s", exc)
-                code = 1
+            code = self._save() or code
         log.info("Server Shut Down.")
         return code
+
+    def _save(self) -> int:
+        """Save the shutdown ``.tap`` (0, else 1); a second SIGTERM/SIGINT during the save stops at once."""
+        from twistdlite.launch import persist
+
+        path = persist.shutdown_tap_path(self.application)
+        before = _identity(path)
+        try:
+            with signals.second_signal_interrupts():  # the save is synchronous: the loop cannot see a signal
+                persist.save_shutdown_tap(self.application, self.options)
+        except signals.StopDeadline as exc:  # the temporary file is removed; the previous .tap stays
+            self.signals += 1
+            self.forced.set()
+            log.warning("Received %s again, stopping at once.", signal.Signals(exc.signum).name)
+            if _identity(path) == before:
+                log.warning("Stopped at once: the save was cut short; no .tap saved (%s was not changed).", path)
+            else:  # the signal came after the rename: the new .tap is whole
+                log.warning("Stopped at once, just after %s was saved.", path)
+            return 1
+        except LaunchError as exc:
+            log.error("%s", exc)
+            return 1
+        return 0
+
+
+def _identity(path: str) -> Optional[tuple]:
+    """What tells whether the file at ``path`` was replaced: its inode and change time, or None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_ctime_ns)

@@ -106,7 +106,12 @@ def second_signal_interrupts() -> Iterator[None]:
         yield
         return
 
+    fired = []
+
     def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        if fired:  # once: a third signal must not interrupt the clean-up the second one set off
+            return
+        fired.append(signum)
         raise StopDeadline(frame, forced=True, signum=signum)
 
     previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
