@@ -1,0 +1,538 @@
+"""Static files: ``File(path)`` serves a file or a directory tree, mirroring ``twisted.web.static``.
+
+    site = server.Site(static.File("/srv/www"))
+
+* **Content types** by extension (:func:`loadMimeTypes`: the system's
+  ``mime.types`` plus Python's table), ``defaultType`` for the rest;
+  ``.gz``/``.bz2`` give a ``Content-Encoding``.
+* **Directories**: ``/dir`` redirects to ``/dir/``; ``/dir/`` serves the first
+  of ``indexNames`` that exists, else a listing (:class:`DirectoryLister`,
+  built in a thread so a huge directory stalls no other client, and paged:
+  ``listingPageSize`` entries a page, ``?page=N``).
+* **Caching and partial content**: ``Last-Modified`` and ``ETag``, answered
+  with 304 for ``If-None-Match``/``If-Modified-Since``; a single
+  ``Range: bytes=...`` gets 206 (416 when it cannot be met), ``If-Range``
+  honoured; ``HEAD`` sends only the head.
+* **ignoredExts**: ``File(path, ignoredExts=[".html"])`` answers ``/page``
+  with ``page.html``; ``"*"`` allows any extension.
+* **Safety**: no request reaches outside the directory: ``..``, ``.``, a
+  segment holding ``/`` (``%2F``) or NUL get 404, and a symbolic link whose
+  target lies outside the served directory is refused (404, logged) unless
+  ``allowSymlinksOut`` is true.
+
+A file larger than 64 KiB is sent by a producer, a chunk at a time as the
+client reads. A file that turns out shorter than its size while it is sent
+(truncated meanwhile) is logged as a short send and its connection closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import os
+import stat
+from typing import Any, Optional
+from urllib.parse import quote
+
+from twistdlite.web import resource
+
+__all__ = ["File", "DirectoryLister", "loadMimeTypes", "getTypeAndEncoding", "Data"]
+
+log = logging.getLogger("twistdlite.web")
+
+#: Files up to this size are read at once and sent in one write; larger ones are streamed.
+SMALL_FILE = 65536
+CHUNK_SIZE = 65536
+
+_mime_types: Optional[dict] = None
+
+
+def loadMimeTypes(mimetype_locations: Any = None) -> dict:
+    """Extension (``".html"``) -> content type, from the system's ``mime.types`` files and Python's table."""
+    global _mime_types
+    if mimetype_locations is None and _mime_types is not None:
+        return dict(_mime_types)
+    import mimetypes
+
+    db = mimetypes.MimeTypes(filenames=())
+    for location in (mimetype_locations if mimetype_locations is not None else mimetypes.knownfiles):
+        if os.path.isfile(location):
+            try:
+                db.read(location)
+            except (OSError, UnicodeDecodeError):
+                pass
+    types = dict(db.types_map[True])
+    types.update({".py": "text/plain", ".txt": "text/plain", ".md": "text/markdown", ".js": "text/javascript",
+                  ".mjs": "text/javascript", ".json": "application/json", ".wasm": "application/wasm",
+                  ".svg": "image/svg+xml", ".webp": "image/webp"})
+    if mimetype_locations is None:
+        _mime_types = types
+    return dict(types)
+
+
+_ENCODINGS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".br": "br", ".zst": "zstd"}
+
+
+def getTypeAndEncoding(filename: str, types: dict, encodings: dict, defaultType: str) -> tuple:
+    """``(content type, content encoding or None)`` of ``filename`` by its extensions."""
+    base, ext = os.path.splitext(filename)
+    ext = ext.lower()
+    encoding = encodings.get(ext)
+    if encoding is not None:
+        base, ext = os.path.splitext(base)
+        ext = ext.lower()
+    return types.get(ext, defaultType), encoding
+
+
+class Data(resource.Resource):
+    """Fixed bytes of a given content type: ``Data(b"hello", "text/plain")``."""
+
+    isLeaf = True
+
+    def __init__(self, data: bytes, type: str) -> None:
+        super().__init__()
+        self.data = data
+        self.type = type
+
+    def render_GET(self, request: Any) -> bytes:
+        """The data."""
+        request.setHeader(b"content-type", self.type)
+        return self.data
+
+
+def _http_date(when: float) -> bytes:
+    from email.utils import formatdate
+
+    return formatdate(int(when), usegmt=True).encode("ascii")
+
+
+def _parse_http_date(value: bytes) -> Optional[int]:
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return int(parsedate_to_datetime(value.decode("latin-1").split(";")[0].strip()).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _parse_range(header: bytes, size: int) -> Any:
+    """``(start, end)`` (inclusive) of a single byte range; None to ignore the header; "unsatisfiable"."""
+    unit, _, spec = header.partition(b"=")
+    if unit.strip().lower() != b"bytes" or b"," in spec:
+        return None  # another unit, or several ranges: the whole file is the answer (RFC 9110 allows it)
+    first, dash, last = spec.strip().partition(b"-")
+    if not dash:
+        return None
+    try:
+        if not first:
+            suffix = int(last)
+            if suffix < 0 or not last.strip().isdigit():
+                return None
+            if suffix == 0 or size == 0:
+                return "unsatisfiable"
+            return max(0, size - suffix), size - 1
+        if not first.strip().isdigit() or (last and not last.strip().isdigit()):
+            return None
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if end < start:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+class _FileSender:
+    """Streams part of an open file to a request, a chunk at a time while the client reads."""
+
+    def __init__(self, request: Any, handle: Any, offset: int, length: int, name: str) -> None:
+        self.request = request
+        self.handle = handle
+        self.remaining = length
+        self.length = length
+        self.name = name
+        self.paused = False
+        self._scheduled: Any = None
+        handle.seek(offset)
+
+    def start(self) -> None:
+        """Register with the request and send what the send buffer takes."""
+        self.request.registerProducer(self, True)
+        self._send()
+
+    def _send(self) -> None:
+        self._scheduled = None
+        budget = 16  # chunks per turn of the loop: a fast client does not monopolise it
+        request = self.request
+        while not self.paused and self.handle is not None:
+            if self.remaining <= 0:
+                self._close()
+                request.unregisterProducer()
+                request.finish()
+                return
+            try:
+                data = self.handle.read(min(CHUNK_SIZE, self.remaining))
+            except OSError as exc:
+                log.error("Error reading %s while sending it: %s; closing the connection", self.name, exc)
+                self._cut_short()
+                return
+            if not data:
+                log.warning("Short send: %s ended %d bytes before the %d announced (truncated while it was "
+                            "sent?); closing the connection", self.name, self.remaining, self.length)
+                self._cut_short()
+                return
+            self.remaining -= len(data)
+            request.write(data)
+            budget -= 1
+            if budget == 0:
+                if not self.paused and self.handle is not None:
+                    self._scheduled = asyncio.get_event_loop().call_soon(self._send)
+                return
+
+    def _cut_short(self) -> None:
+        self._close()
+        request = self.request
+        request.unregisterProducer()
+        if not request._disconnected:
+            request._persistent = False
+            request.channel.transport.abortConnection()
+
+    def pauseProducing(self) -> None:
+        """The client is not keeping up: stop reading the file."""
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        """The client caught up: go on."""
+        self.paused = False
+        if self._scheduled is None and self.handle is not None:
+            self._send()
+
+    def stopProducing(self) -> None:
+        """The connection was lost: close the file."""
+        self._close()
+
+    def _close(self) -> None:
+        handle, self.handle = self.handle, None
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+        if handle is not None:
+            handle.close()
+
+
+class File(resource.Resource):
+    """A file, or a directory whose tree is served: ``File(path, defaultType="text/html")``."""
+
+    indexNames = ["index", "index.html", "index.htm"]
+    #: Serve files behind symbolic links that lead outside the served directory.
+    allowSymlinksOut = False
+    #: Entries on one page of a directory listing.
+    listingPageSize = 1000
+    contentEncodings = _ENCODINGS
+    contentTypes: Optional[dict] = None
+    _root: Optional[str] = None
+
+    def __init__(self, path: Any, defaultType: str = "text/html", ignoredExts: Any = (),
+                 registry: Any = None, allowExt: Any = 0) -> None:
+        super().__init__()
+        self.path = os.fsdecode(os.path.abspath(path))
+        self.defaultType = defaultType
+        if allowExt:
+            ignoredExts = ["*"]
+        self.ignoredExts = list(ignoredExts)
+        self.registry = registry
+        if type(self).contentTypes is None:
+            type(self).contentTypes = loadMimeTypes()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__qualname__} {self.path!r}>"
+
+    # -- Twisted's FilePath-like helpers --------------------------------------------------------
+    def exists(self) -> bool:
+        """True when the path exists."""
+        return os.path.exists(self.path)
+
+    def isdir(self) -> bool:
+        """True when the path is a directory."""
+        return os.path.isdir(self.path)
+
+    def ignoreExt(self, ext: str) -> None:
+        """Let ``/name`` find ``name<ext>`` (``"*"``: any extension)."""
+        self.ignoredExts.append(ext)
+
+    def root(self) -> str:
+        """The real path of the served directory no request may leave."""
+        if self._root is None:
+            self._root = os.path.realpath(self.path)
+        return self._root
+
+    def createSimilarFile(self, path: str) -> "File":
+        """A File for ``path`` with this one's settings (and its served directory)."""
+        child = type(self)(path, self.defaultType, self.ignoredExts, self.registry)
+        for name in ("indexNames", "allowSymlinksOut", "listingPageSize", "contentTypes", "contentEncodings"):
+            if name in self.__dict__:
+                setattr(child, name, self.__dict__[name])
+        child._root = self.root()
+        return child
+
+    # -- finding children -----------------------------------------------------------------------
+    def getChild(self, path: bytes, request: Any) -> resource.Resource:
+        """The file ``path`` in this directory, an index file or listing for ``b""``, or 404."""
+        if not os.path.isdir(self.path):
+            return resource.NoResource("File not found.")
+        if path == b"":
+            for name in self.indexNames:
+                child = self._child(name)
+                if child is not None and os.path.isfile(child.path):
+                    return child
+            return DirectoryLister(self.path, self.contentTypes, self.contentEncodings, self.defaultType,
+                                   self.listingPageSize)
+        if path in (b".", b"..") or b"/" in path or b"\0" in path:
+            return resource.NoResource("File not found.")
+        name = os.fsdecode(path)
+        child = self._child(name)
+        if child is None and self.ignoredExts:
+            child = self._child_without_ext(name)
+        if child is None:
+            return resource.NoResource("File not found.")
+        return child
+
+    def _child(self, name: str) -> Optional["File"]:
+        """The File for ``name`` here, None when missing or a link out of the served directory."""
+        full = os.path.join(self.path, name)
+        try:
+            mode = os.lstat(full).st_mode
+        except (OSError, ValueError):
+            return None
+        if stat.S_ISLNK(mode) and not self.allowSymlinksOut:
+            real = os.path.realpath(full)
+            root = self.root()
+            if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+                log.info("Refused %s: a symbolic link to %s, outside the served directory %s", full, real, root)
+                return None
+        return self.createSimilarFile(full)
+
+    def _child_without_ext(self, name: str) -> Optional["File"]:
+        for ext in self.ignoredExts:
+            if ext == "*":
+                try:
+                    candidates = sorted(n for n in os.listdir(self.path) if n.startswith(name + "."))
+                except OSError:
+                    candidates = []
+                for candidate in candidates:
+                    child = self._child(candidate)
+                    if child is not None:
+                        return child
+            else:
+                child = self._child(name + ext)
+                if child is not None:
+                    return child
+        return None
+
+    # -- rendering ------------------------------------------------------------------------------
+    def render_GET(self, request: Any) -> Any:
+        """The file (whole, a range, or 304), a redirect to ``dir/``, or an error page."""
+        path = self.path
+        try:
+            handle = open(path, "rb")
+        except FileNotFoundError:
+            return resource.NoResource("File not found.").render(request)
+        except IsADirectoryError:
+            return self._render_directory(request)
+        except (PermissionError, OSError):
+            if os.path.isdir(path):
+                return self._render_directory(request)
+            return resource.ForbiddenResource().render(request)
+        try:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                handle.close()
+                if stat.S_ISDIR(info.st_mode):
+                    return self._render_directory(request)
+                return resource.ForbiddenResource().render(request)
+            return self._render_file(request, handle, info)
+        except BaseException:
+            if not handle.closed and getattr(request, "producer", None) is None:
+                handle.close()
+            raise
+
+    def render_HEAD(self, request: Any) -> Any:
+        """As GET, without the body."""
+        return self.render_GET(request)
+
+    def _render_directory(self, request: Any) -> Any:
+        if not request.path.endswith(b"/"):
+            location = request.path + b"/" + ((b"?" + request.uri.partition(b"?")[2]) if b"?" in request.uri
+                                               else b"")
+            request.setResponseCode(301)
+            request.setHeader(b"location", location)
+            request.setHeader(b"content-type", b"text/html; charset=utf-8")
+            return b'<html><body><a href="%s">moved here</a></body></html>\n' % html.escape(
+                location.decode("latin-1")).encode("latin-1")
+        return self.getChild(b"", request).render(request)
+
+    def _render_file(self, request: Any, handle: Any, info: os.stat_result) -> Any:
+        size = info.st_size
+        ctype, encoding = getTypeAndEncoding(os.path.basename(self.path), self.contentTypes or {},
+                                             self.contentEncodings, self.defaultType)
+        etag = b'"%x-%x"' % (size, info.st_mtime_ns)
+        modified = int(info.st_mtime)
+        setHeader = request.setHeader
+        setHeader(b"Accept-Ranges", b"bytes")
+        setHeader(b"Last-Modified", _http_date(modified))
+        setHeader(b"ETag", etag)
+        setHeader(b"Content-Type", ctype)
+        if encoding:
+            setHeader(b"Content-Encoding", encoding)
+        headers = request.requestHeaders
+        match = headers._first(b"if-none-match") if headers is not None else None
+        since = headers._first(b"if-modified-since") if headers is not None else None
+        if match is not None:
+            tags = [tag.strip() for tag in match.split(b",")]
+            if b"*" in tags or etag in tags or b"W/" + etag in tags:
+                handle.close()
+                request.setResponseCode(304)
+                return b""
+        elif since is not None:
+            when = _parse_http_date(since)
+            if when is not None and modified <= when:
+                handle.close()
+                request.setResponseCode(304)
+                return b""
+        start, length = 0, size
+        wanted = headers._first(b"range") if headers is not None else None
+        if wanted is not None and self._range_applies(headers, etag, modified):
+            span = _parse_range(wanted, size)
+            if span == "unsatisfiable":
+                handle.close()
+                request.setResponseCode(416)
+                setHeader(b"Content-Range", b"bytes */%d" % size)
+                setHeader(b"Content-Type", b"text/plain")
+                return b"Requested range not satisfiable\n"
+            if span is not None:
+                start, end = span
+                length = end - start + 1
+                request.setResponseCode(206)
+                setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
+        setHeader(b"Content-Length", b"%d" % length)
+        if request.method == b"HEAD":
+            handle.close()
+            return b""
+        if length <= SMALL_FILE:
+            try:
+                if start:
+                    handle.seek(start)
+                data = handle.read(length)
+            finally:
+                handle.close()
+            if len(data) != length:
+                log.warning("Short read: %s had %d bytes of the %d expected (changed while read?)",
+                            self.path, len(data), length)
+                if request.code == 206:
+                    setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, start + len(data) - 1,
+                                                                     start + len(data)))
+                setHeader(b"Content-Length", b"%d" % len(data))
+            return data
+        _FileSender(request, handle, start, length, self.path).start()
+        from twistdlite.web.server import NOT_DONE_YET
+
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _range_applies(headers: Any, etag: bytes, modified: int) -> bool:
+        condition = headers._first(b"if-range")
+        if condition is None:
+            return True
+        if condition.startswith(b'"') or condition.startswith(b"W/"):
+            return condition.strip() == etag
+        when = _parse_http_date(condition)
+        return when is not None and when >= modified
+
+
+def _listing_page(path: str, url_path: bytes, page: int, page_size: int, types: dict, encodings: dict,
+                  default_type: str) -> bytes:
+    """The HTML of one page of ``path``'s listing (run in a thread: it reads the whole directory)."""
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        raise _ListingError(str(exc.strerror or exc)) from None
+    pages = max(1, -(-len(names) // page_size))
+    page = min(max(page, 1), pages)
+    shown = names[(page - 1) * page_size: page * page_size]
+    title = html.escape("Directory listing for " + url_path.decode("utf-8", "replace"))
+    rows = []
+    for name in shown:
+        full = os.path.join(path, name)
+        try:
+            info = os.stat(full)
+            is_dir = stat.S_ISDIR(info.st_mode)
+            size = "" if is_dir else _size_text(info.st_size)
+        except OSError:
+            is_dir, size = False, ""
+        label = name + ("/" if is_dir else "")
+        kind = "[directory]" if is_dir else getTypeAndEncoding(name, types, encodings, default_type)[0]
+        href = quote(os.fsencode(name)) + ("/" if is_dir else "")
+        rows.append('<tr><td><a href="%s">%s</a></td><td>%s</td><td>%s</td></tr>'
+                    % (html.escape(href), html.escape(label), size, html.escape(kind)))
+    nav = ""
+    if pages > 1:
+        links = []
+        if page > 1:
+            links.append('<a href="?page=%d">previous</a>' % (page - 1))
+        links.append("page %d of %d (%d entries)" % (page, pages, len(names)))
+        if page < pages:
+            links.append('<a href="?page=%d">next</a>' % (page + 1))
+        nav = "<p>%s</p>\n" % " | ".join(links)
+    text = ("<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>%s</title></head>\n<body>\n"
+            "<h1>%s</h1>\n%s<table>\n<tr><th>Filename</th><th>Size</th><th>Content type</th></tr>\n%s\n"
+            "</table>\n%s</body>\n</html>\n" % (title, title, nav, "\n".join(rows), nav))
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _size_text(size: int) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if size < 1024 or unit == "G":
+            return f"{size}{unit}" if unit == "B" else f"{size:.0f}{unit}"
+        size /= 1024  # type: ignore[assignment]
+    return str(size)
+
+
+class _ListingError(Exception):
+    pass
+
+
+class DirectoryLister(resource.Resource):
+    """A directory's listing as an HTML page, built in a thread and paged (``?page=N``)."""
+
+    isLeaf = True
+
+    def __init__(self, pathname: str, contentTypes: Any = None, contentEncodings: Any = None,
+                 defaultType: str = "text/html", pageSize: int = 1000) -> None:
+        super().__init__()
+        self.path = pathname
+        self.contentTypes = contentTypes or {}
+        self.contentEncodings = contentEncodings or _ENCODINGS
+        self.defaultType = defaultType
+        self.pageSize = pageSize
+
+    async def render_GET(self, request: Any) -> bytes:
+        """The listing (read in a thread, off the event loop)."""
+        try:
+            page = int(request.args.get(b"page", [b"1"])[0])
+        except ValueError:
+            page = 1
+        loop = asyncio.get_event_loop()
+        try:
+            body = await loop.run_in_executor(None, _listing_page, self.path, request.path, page, self.pageSize,
+                                              self.contentTypes, self.contentEncodings, self.defaultType)
+        except _ListingError as exc:
+            return resource.ForbiddenResource(f"The directory cannot be listed: {exc}").render(request)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return body
+
+    def render_HEAD(self, request: Any) -> Any:
+        """As GET, without the body."""
+        return self.render_GET(request)
