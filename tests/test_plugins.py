@@ -25,7 +25,8 @@ from twistdlite import internet, protocol, service
 from twistdlite.launch import cli, loader, plugins
 from twistdlite.launch.errors import PluginError, UnknownPlugin, UsageError
 from twistdlite.launch.options import Options
-from twistdlite.plugins import _proxy, _static
+from twistdlite.plugins import _proxy
+from twistdlite.web import server as web_server, static as web_static
 
 
 @pytest.fixture(autouse=True)
@@ -112,7 +113,7 @@ def test_the_built_in_plugins_are_the_public_modules_of_twistdlite_plugins():
     assert {"portforward", "web"} <= set(plugins.names())
     web = plugins.load("web")
     assert (web.name, web.tapname, web.origin) == ("web", "web", "twistdlite.plugins.web")
-    assert web.description == "Serve the files under a directory over HTTP."
+    assert web.description == "Serve files, a Resource or a WSGI application over HTTP/1.1."
     assert isinstance(web.command, click.Command)
     assert plugins.load("web") is web  # loaded once
 
@@ -306,7 +307,7 @@ def test_help_lists_stop_status_and_every_plugin_with_its_description(tmp_path, 
     commands = result.output.split("\nCommands:\n", 1)[1]
     rows = dict(re.findall(r"^  (\S+) +(.+)$", commands, re.M))
     assert rows["hello"] == "Greet, then echo."
-    assert rows["web"] == "Serve the files under a directory over HTTP."
+    assert rows["web"] == "Serve files, a Resource or a WSGI application over HTTP/1.1."
     assert rows["portforward"] == "Forward TCP connections to another host and port."
     assert rows["stop"].startswith("Stop the daemon") and rows["status"].startswith("Say whether the daemon runs")
 
@@ -357,17 +358,20 @@ def test_usage_errors_at_the_cli_edge(capsys, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_missing_path_is_one_line_exit_1(capsys, tmp_path, monkeypatch):
+def test_a_missing_or_unreadable_path_is_one_line_exit_1(capsys, tmp_path, monkeypatch):
     missing = tmp_path / "missing"
     assert load_error(capsys, "-n", "web", "--path", str(missing)) == \
-        f"twistdlite: error: web: --path {missing}: no such directory"
-    afile = tmp_path / "file"
-    afile.write_text("")
-    assert load_error(capsys, "-n", "web", "--path", str(afile)) == \
-        f"twistdlite: error: web: --path {afile}: not a directory"
+        f"twistdlite: error: web: --path {missing}: no such file or directory"
     monkeypatch.chdir(tmp_path)  # a relative path names the absolute one it means
     assert load_error(capsys, "-n", "web", "--path", "docs") == \
-        f"twistdlite: error: web: --path docs ({tmp_path / 'docs'}): no such directory"
+        f"twistdlite: error: web: --path docs ({tmp_path / 'docs'}): no such file or directory"
+    (tmp_path / "locked").mkdir()
+    real_access = os.access
+    # (root reads anything: the permission check is shown with an access() that says no)
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path).endswith("locked") else
+                        real_access(path, mode))
+    assert load_error(capsys, "-n", "web", "--path", "locked") == \
+        f"twistdlite: error: web: --path locked ({tmp_path / 'locked'}): permission denied"
 
 
 # -- the web plugin's server ------------------------------------------------------------------------------
@@ -420,50 +424,52 @@ def site(tmp_path):
 
 
 @loop_param()
-def test_web_serves_files_listings_and_errors_with_the_stdlib_handler(loop, site, caplog):
+def test_web_serves_files_listings_and_errors(loop, site, caplog):
+    close = b"Connection: close\r\n"
     async def main():
         async with serving("web", "--path", str(site), "--listen", "tcp:0:interface=127.0.0.1") as (app, port):
             assert app.name == "web"
-            status, headers, body = await http(port, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n"
+            status, headers, body = await http(port, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n" + close +
                                                      b"User-Agent: tester/1.0\r\nReferer: http://r/\r\n\r\n")
-            assert status == "HTTP/1.0 200 OK" and body == b"hello, world\n"
+            assert status == "HTTP/1.1 200 OK" and body == b"hello, world\n"
             assert headers["content-length"] == "13" and headers["content-type"] == "text/plain"
             assert headers["server"].startswith("twistdlite/")
             status, _, body = await http(port, b"GET / HTTP/1.0\r\n\r\n", pieces=7)  # a head split up
-            assert status == "HTTP/1.0 200 OK"
+            assert status == "HTTP/1.1 200 OK"
             assert b'<a href="hello.txt">hello.txt</a>' in body and b'<a href="sub/">sub/</a>' in body
-            status, headers, _ = await http(port, b"GET /sub HTTP/1.1\r\n\r\n")
-            assert status == "HTTP/1.0 301 Moved Permanently" and headers["location"] == "/sub/"
-            assert (await http(port, b"GET /sub/ HTTP/1.1\r\n\r\n"))[2] == b"<p>index</p>"
-            assert (await http(port, b"GET /nothing HTTP/1.1\r\n\r\n"))[0] == "HTTP/1.0 404 File not found"
+            status, headers, _ = await http(port, b"GET /sub HTTP/1.1\r\n" + close + b"\r\n")
+            assert status == "HTTP/1.1 301 Moved Permanently" and headers["location"] == "/sub/"
+            assert (await http(port, b"GET /sub/ HTTP/1.1\r\n" + close + b"\r\n"))[2] == b"<p>index</p>"
+            assert (await http(port, b"GET /nothing HTTP/1.1\r\n" + close + b"\r\n"))[0] == "HTTP/1.1 404 Not Found"
             for traversal in (b"/../secret.txt", b"/sub/../../secret.txt", b"/%2e%2e/secret.txt"):
-                status, _, body = await http(port, b"GET " + traversal + b" HTTP/1.1\r\n\r\n")
-                assert status == "HTTP/1.0 404 File not found" and b"not for the web" not in body
-            status, headers, body = await http(port, b"HEAD /hello.txt HTTP/1.1\r\n\r\n")
-            assert status == "HTTP/1.0 200 OK" and headers["content-length"] == "13" and body == b""
-            assert (await http(port, b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"))[0].startswith(
-                "HTTP/1.0 501 Unsupported method")
-            assert (await http(port, b"GET / HTTP/1.1 and more\r\n\r\n"))[0].startswith("HTTP/1.0 400 Bad request")
+                status, _, body = await http(port, b"GET " + traversal + b" HTTP/1.1\r\n" + close + b"\r\n")
+                assert status == "HTTP/1.1 404 Not Found" and b"not for the web" not in body
+            status, headers, body = await http(port, b"HEAD /hello.txt HTTP/1.1\r\n" + close + b"\r\n")
+            assert status == "HTTP/1.1 200 OK" and headers["content-length"] == "13" and body == b""
+            status, headers, _ = await http(port, b"POST / HTTP/1.1\r\nContent-Length: 2\r\n" + close + b"\r\nhi")
+            assert status == "HTTP/1.1 405 Method Not Allowed" and headers["allow"] == "GET, HEAD"
+            assert (await http(port, b"GET / HTTP/1.1 and more\r\n\r\n"))[0] == "HTTP/1.1 400 Bad Request"
             huge = b"GET / HTTP/1.1\r\n" + b"X-Filler: " + b"a" * 70000 + b"\r\n\r\n"
-            assert (await http(port, huge))[0] == "HTTP/1.0 431 Line too long"  # the stdlib's limit
+            assert (await http(port, huge))[0] == "HTTP/1.1 431 Request Header Fields Too Large"
             endless = b"GET / HTTP/1.1\r\n" + b"X-Filler: aaaaaaaaaaaaaaaaaaaaaa\r\n" * 3000  # never ends
-            assert (await http(port, endless, pieces=50))[0] == "HTTP/1.0 431 Request header fields too large"
+            assert (await http(port, endless, pieces=50))[0] == "HTTP/1.1 431 Request Header Fields Too Large"
 
     with caplog.at_level(logging.INFO, logger="twistdlite.web"):
         run(main(), loop)
-    lines = [r.getMessage() for r in caplog.records if r.name == "twistdlite.web"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "twistdlite.web" and r.getMessage()[:1] == '"']
     assert re.fullmatch(r'"127\.0\.0\.1" - - \[\d\d/\w\w\w/\d{4}:\d\d:\d\d:\d\d \+0000\] '
                         r'"GET /hello\.txt HTTP/1\.1" 200 13 "http://r/" "tester/1\.0"', lines[0]), lines[0]
     assert any(line.endswith('"HEAD /hello.txt HTTP/1.1" 200 - "-" "-"') for line in lines)
     assert sum(' 404 ' in line for line in lines) == 4
+    assert sum(' 431 ' in line for line in lines) == 2
     assert len(lines) == 13, lines
 
 
-class _Spy(_static.BodyProducer):
+class _Spy(web_static._FileSender):
     made: list = []
 
-    def __init__(self, channel, source):
-        super().__init__(channel, source)
+    def __init__(self, *args):
+        super().__init__(*args)
         self.made.append(self)
 
 
@@ -477,7 +483,7 @@ def test_web_streams_a_large_file_as_fast_as_the_client_reads(loop, tmp_path, mo
         handle.write(b"START")
         handle.seek(size - 3)
         handle.write(b"END")
-    monkeypatch.setattr(_static, "BodyProducer", _Spy)
+    monkeypatch.setattr(web_static, "_FileSender", _Spy)
     _Spy.made = []
 
     async def main():
@@ -485,14 +491,14 @@ def test_web_streams_a_large_file_as_fast_as_the_client_reads(loop, tmp_path, mo
             client = socket.socket()
             client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
             client.connect(("127.0.0.1", port))
-            client.sendall(b"GET /big.bin HTTP/1.1\r\n\r\n")
+            client.sendall(b"GET /big.bin HTTP/1.1\r\nConnection: close\r\n\r\n")
             await until(lambda: _Spy.made, what="the body producer")
             producer = _Spy.made[0]
             # Wait until the file's reading has stalled (the same position over a few polls).
             history = []
 
             def stalled():
-                history.append(producer.source.tell() if producer.source else size)
+                history.append(producer.handle.tell() if producer.handle else size)
                 return len(history) > 20 and len(set(history[-20:])) == 1
 
             await until(stalled, timeout=10, what="the producer to stop reading")
@@ -509,7 +515,7 @@ def test_web_streams_a_large_file_as_fast_as_the_client_reads(loop, tmp_path, mo
             client.close()
             body = bytes(received).partition(b"\r\n\r\n")[2]
             assert len(body) == size and body.startswith(b"START") and body.endswith(b"END")
-            assert producer.source is None  # the file was closed
+            assert producer.handle is None  # the file was closed
 
     run(main(), loop, timeout=60)
 
@@ -517,7 +523,7 @@ def test_web_streams_a_large_file_as_fast_as_the_client_reads(loop, tmp_path, mo
 @loop_param()
 def test_web_closes_a_client_that_never_sends_a_request(loop, tmp_path, caplog):
     async def main():
-        site = _static.StaticSite(str(tmp_path), timeOut=0.1)
+        site = web_server.Site(web_static.File(str(tmp_path)), headTimeout=0.1)
         server = internet.TCPServer(0, site, interface="127.0.0.1")
         server.privilegedStartService()
         await server.startService()
@@ -539,7 +545,7 @@ def test_the_web_site_pickles_without_its_connections(site):
     again = pickle.loads(pickle.dumps(application))
     (root,) = list(again)
     (server,) = list(root)
-    assert isinstance(server.factory, _static.StaticSite) and server.factory.path == str(site)
+    assert isinstance(server.factory, web_server.Site) and server.factory.resource.path == str(site)
 
 
 # -- the portforward plugin's forwarder ------------------------------------------------------------------

@@ -87,7 +87,7 @@ def test_web_in_the_foreground(tmp_path, www, reactor):
                  cwd=tmp_path)
     try:
         out = LineReader(proc)
-        port = int(out.wait_for(r"StaticSite starting on (\d+)").group(1))
+        port = int(out.wait_for(r"Site starting on (\d+)").group(1))
         assert get(port) == (200, b"hello from the web plugin\n")
         assert get(port, "/missing")[0] == 404
         out.wait_for(r'\[HTTPChannel,\d+,127\.0\.0\.1\] "127\.0\.0\.1" - - \[[^]]+\] "GET /hello\.txt HTTP/1\.1" '
@@ -107,7 +107,7 @@ def test_web_as_a_daemon_then_again_from_its_shutdown_tap(tmp_path, www, daemons
     started = run(["--pidfile", "web.pid", "web", "--path", str(www), "--listen", LOOPBACK], cwd=rundir)
     assert (started.returncode, started.stderr) == (0, ""), started.stderr
     daemons.from_pidfile(pidfile)
-    (port,) = ports_in(log, r"StaticSite starting on (\d+)", 1)
+    (port,) = ports_in(log, r"Site starting on (\d+)", 1)
     assert get(port) == (200, b"hello from the web plugin\n")
     wait_for_file_text(log, r'"GET /hello\.txt HTTP/1\.1" 200 26')
     stop_daemon(pidfile)
@@ -116,7 +116,7 @@ def test_web_as_a_daemon_then_again_from_its_shutdown_tap(tmp_path, www, daemons
     again = run(["--pidfile", "web.pid", "-f", "web-shutdown.tap"], cwd=rundir)
     assert (again.returncode, again.stderr) == (0, ""), again.stderr
     daemons.from_pidfile(pidfile)
-    port = ports_in(log, r"StaticSite starting on (\d+)", 2)[1]
+    port = ports_in(log, r"Site starting on (\d+)", 2)[1]
     assert get(port) == (200, b"hello from the web plugin\n")  # the saved --path
     stopped = run(["--pidfile", "web.pid", "stop"], cwd=rundir)
     assert stopped.returncode == 0, stopped.stderr
@@ -246,8 +246,8 @@ def test_bad_input_is_one_line_with_the_right_status_and_leaves_nothing(tmp_path
         (["--pidfile", "x.pid", "broken"], 1, None),
         (["web", "--bogus"], 2, "web: No such option '--bogus'."),
         (["portforward", "--dest_port", "many"], 2, None),
-        (["--pidfile", "x.pid", "web", "--path", str(missing)], 1, f"web: --path {missing}: no such directory"),
-        (["-n", "web", "--path", str(missing)], 1, f"web: --path {missing}: no such directory"),
+        (["--pidfile", "x.pid", "web", "--path", str(missing)], 1, f"web: --path {missing}: no such file or directory"),
+        (["-n", "web", "--path", str(missing)], 1, f"web: --path {missing}: no such file or directory"),
         (["-y", "x.tac", "web"], 2, "-y/--python and a plugin (web) cannot be used together: "
                                     "the plugin makes the application"),
         (["-f", "x.tap", "web", "--path", str(www)], 2, None),

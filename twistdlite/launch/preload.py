@@ -79,6 +79,12 @@ def _plugin(options: Options) -> bool:
     return bool(options.plugin)
 
 
+def _web(options: Options) -> bool:
+    import sys
+
+    return options.plugin == "web" or "twistdlite.web" in sys.modules
+
+
 def _debugging(options: Options) -> bool:
     return bool(options.debug or options.profile or options.spew)
 
@@ -119,8 +125,14 @@ register("twistdlite.service", "twistdlite.launch.signals", "twistdlite.launch.p
          "twistdlite.launch.pidfile", "twistdlite.launch.forks", "pwd", "grp", "errno", "stat",
          "weakref", "inspect", "atexit", why="the start, stop and exit")
 # -- the built-in plugins' helpers.
-register("twistdlite.plugins._proxy", "twistdlite.plugins._static", "mimetypes", when=_plugin,
+register("twistdlite.plugins._proxy", "mimetypes", when=_plugin,
          why="modules the built-in plugins import at run time")
+# -- twistdlite.web (the web plugin, or a .tac that imported it): what it imports while serving.
+register("twistdlite.web", "twistdlite.web.http", "twistdlite.web.http_headers", "twistdlite.web.resource",
+         "twistdlite.web._channel", "twistdlite.web.server", "twistdlite.web.static", "twistdlite.web.util",
+         "twistdlite.web.wsgi", "httptools", "email.utils", "email._parseaddr", "calendar", "datetime",
+         "html", "urllib.parse", "tempfile", "concurrent.futures", "mimetypes", "twistdlite.error",
+         when=_web, optional=True, why="twistdlite.web's request handling, listings, WSGI thread pool")
 # -- -b, --profile, --spew.
 register("twistdlite.launch.debug", "pdb", "cProfile", "profile", "pstats", when=_debugging,
          why="the debugging wrapper")

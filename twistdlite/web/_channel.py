@@ -55,6 +55,10 @@ log = logging.getLogger("twistdlite.web")
 
 #: A request body larger than this is kept in a temporary file, not in memory.
 SPILL_SIZE = 1 << 20
+#: After an error response, what the client still sends is read and discarded for up to this long
+#: and this many bytes (so closing does not reset the connection before the client reads the response).
+LINGER_TIME = 2.0
+LINGER_BYTES = 1 << 20
 
 
 class _Reject(Exception):
@@ -102,6 +106,7 @@ class HTTPChannel(Protocol):
     _producer: Any = None
     _streaming = True
     _continue_pending = False
+    _lingering: Optional[int] = None
 
     def connectionMade(self) -> None:
         """Start parsing; the head of the first request must arrive within ``headTimeout``."""
@@ -121,7 +126,13 @@ class HTTPChannel(Protocol):
         """Feed ``data`` to the parser; queue and answer the requests it completes."""
         parser = self._parser
         if parser is None:
-            return  # an error response is on its way, or the connection is closing: ignore the rest
+            # An error response is on its way, or the connection is closing: the rest is discarded,
+            # up to a bound (read so the client sees the response rather than a reset).
+            if self._lingering is not None:
+                self._lingering -= len(data)
+                if self._lingering < 0:
+                    self.transport.abortConnection()
+            return
         self._boundary = False
         try:
             parser.feed_data(data)
@@ -325,7 +336,19 @@ class HTTPChannel(Protocol):
                              % (code, phrase, len(body), date_header(), body))
         log.info("Bad request from %s: %d %s", self._peer_text(), code, error.detail)
         self.site.log_error(self, error, len(body))
-        self.transport.loseConnection()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Half-close after the response; read and discard what the client still sends, for a while."""
+        inner = getattr(self.transport, "transport", None)
+        if inner is None or not inner.can_write_eof():
+            self.transport.loseConnection()
+            return
+        self.transport.loseWriteConnection()
+        self._lingering = LINGER_BYTES
+        self._pauses.clear()
+        self.transport.resumeProducing()
+        self._arm_read("linger", LINGER_TIME)
 
     # -- reading: paused while a request waits, while the send buffer is full, after an error ----
     def _pause(self, reason: str) -> None:
@@ -436,6 +459,9 @@ class HTTPChannel(Protocol):
         if read is not None and now >= read:
             kind = self._read_kind
             self._disarm_read()
+            if kind == "linger":
+                self.transport.abortConnection()
+                return
             if kind == "idle":
                 log.debug("Closing idle connection: %s", self._peer_text())
             else:
