@@ -110,8 +110,8 @@ class Prepared:
         self.lib_files = vendor.library_files()
         self.layout = Layout(request.name, os.path.basename(request.app_file), request.app_type, self.app_name)
         self.description = request.description or default_description(self.app_name, request.name)
-        self.distributions = [(d.metadata["Name"], d.version, d.metadata.get("License") or "see its licence files")
-                              for d in vendor.distributions()]
+        #: ``(name, version, licence)`` of each carried distribution.
+        self.distributions = [(d.metadata["Name"], d.version, vendor.license_tag(d)) for d in vendor.distributions()]
 
     def unit(self) -> str:
         """The systemd unit."""
@@ -135,7 +135,7 @@ class Prepared:
                  f"The package also carries these Python distributions, in {self.layout.pydir};",
                  "each one's licence files are in its NAME-VERSION.dist-info directory there:", ""]
         for name, version, license_ in self.distributions:
-            lines.append(f"  {name} {version}: {license_.splitlines()[0] if license_ else 'unknown'}")
+            lines.append(f"  {name} {version}: {license_}")
         return "\n".join(lines) + "\n"
 
 

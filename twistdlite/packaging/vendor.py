@@ -121,3 +121,24 @@ def library_files() -> Dict[str, bytes | str]:
             if len(file.parts) > 1 and file.parts[0].endswith(".dist-info") and LICENSE_RE.search(file.name):
                 files[f"{info}/{file.name}"] = str(file.locate())
     return files
+
+
+_CLASSIFIERS = {"Apache Software License": "Apache-2.0", "MIT License": "MIT", "BSD License": "BSD-3-Clause",
+                "ISC License (ISCL)": "ISC", "Python Software Foundation License": "PSF-2.0"}
+
+
+def license_tag(dist: importlib.metadata.Distribution) -> str:
+    """A distribution's licence as a short identifier (``MIT``, ``Apache-2.0``...), or ``unknown``."""
+    metadata = dist.metadata
+    expression = metadata.get("License-Expression")
+    if expression:
+        return expression.strip()
+    for classifier in metadata.get_all("Classifier") or []:
+        if classifier.startswith("License ::"):
+            tag = _CLASSIFIERS.get(classifier.rsplit("::", 1)[1].strip())
+            if tag:
+                return tag
+    text = (metadata.get("License") or "").strip()
+    if text and "\n" not in text and len(text) < 40 and text.upper() != "UNKNOWN":
+        return text
+    return "unknown"
