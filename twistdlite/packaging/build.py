@@ -14,7 +14,7 @@ import tempfile
 from importlib import resources
 from typing import Dict, List, Optional, Sequence, Union
 
-from twistdlite.launch.errors import LaunchError, UsageError
+from twistdlite.launch.errors import LaunchError
 from twistdlite.packaging import application, systemd, vendor
 from twistdlite.packaging.layout import Layout
 from twistdlite.packaging.model import Request
@@ -52,12 +52,12 @@ def run_tool(args: Sequence[str], cwd: str, what: str, env: Optional[dict] = Non
 
 
 def check_output_dir(path: str) -> str:
-    """The absolute directory a package file goes to; :class:`UsageError` when it is missing or not writable."""
+    """The absolute directory a package file goes to; :class:`LaunchError` when it is missing or not writable."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise UsageError(f"output directory {directory!r} does not exist")
+        raise LaunchError(f"output directory {directory!r} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise UsageError(f"output directory {directory!r} is not writable")
+        raise LaunchError(f"output directory {directory!r} is not writable")
     return directory
 
 
@@ -88,6 +88,10 @@ def copy_tree(files: Dict[str, Union[str, bytes]], destination: str) -> None:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copyfile(source, target)
             os.chmod(target, 0o644)
+
+
+#: Licences whose text Debian keeps in /usr/share/common-licenses.
+COMMON_LICENSES = {"Apache-2.0", "GPL-2", "GPL-3", "LGPL-2.1", "LGPL-3", "MPL-2.0", "Artistic", "CC0-1.0"}
 
 
 def default_description(app_name: str, package: str) -> str:
@@ -136,6 +140,11 @@ class Prepared:
                  "each one's licence files are in its NAME-VERSION.dist-info directory there:", ""]
         for name, version, license_ in self.distributions:
             lines.append(f"  {name} {version}: {license_}")
+        common = sorted({tag for _n, _v, tag in self.distributions if tag in COMMON_LICENSES})
+        if common:
+            lines += ["", "On Debian systems, the complete text of the " + ", ".join(common) + " licence"
+                      + ("s" if len(common) > 1 else "") + " can be found in",
+                      ", ".join(f"/usr/share/common-licenses/{tag}" for tag in common) + "."]
         return "\n".join(lines) + "\n"
 
 
