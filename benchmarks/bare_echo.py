@@ -1,14 +1,16 @@
 """The floor: a hand-written asyncio echo server, no framework (used as the reference by the suite).
 
-    python benchmarks/bare_echo.py [--loop asyncio|uvloop] [--mode raw|line] [--udp]
+    python benchmarks/bare_echo.py [--loop asyncio|uvloop] [--mode raw|line] [--udp] [--click]
 
 Listens on 127.0.0.1:$ECHO_PORT (0 picks a free port), prints
 ``bare echo starting on PORT``, and exits cleanly on SIGTERM or SIGINT.
 With ``--udp`` it also echoes datagrams on the same port number
 (``$ECHO_UDP_PORT`` overrides it), as examples/echo.tac does.
 ``raw`` echoes every chunk back (the shape of examples/echo.tac); ``line``
-splits on CRLF and writes each line back on its own (the shape of a
-LineReceiver echo), so both servers do the same work per request.
+splits on CRLF and writes each line back (the shape of a LineReceiver echo),
+so both servers do the same work per line. ``--click`` imports click first,
+as any launcher with a command line does: the start-up floor for twistdlite,
+which requires click.
 """
 
 import asyncio
@@ -30,21 +32,44 @@ class RawEcho(asyncio.Protocol):
 
 
 class LineEcho(asyncio.Protocol):
-    """Write back each CRLF-terminated line, one write per line."""
+    """Write back each CRLF-terminated line, written as tightly as a careful engineer would.
+
+    A chunk that is exactly one whole line (the usual case) goes straight back; anything
+    else is split by hand over a bytearray and the complete lines are written with one
+    ``writelines``. Per connection it keeps the transport and, only while a line is
+    incomplete, a buffer.
+    """
 
     def connection_made(self, transport):
-        """Keep the bound write; start with an empty buffer."""
-        self.write = transport.write
-        self.buffer = b""
+        """Keep the transport; no buffer until a line arrives in pieces."""
+        self.transport = transport
+        self.buffer = None
 
     def data_received(self, data):
         """Echo every complete line; keep the rest."""
-        buffer = self.buffer + data if self.buffer else data
-        lines = buffer.split(b"\r\n")
-        self.buffer = lines.pop()
-        write = self.write
-        for line in lines:
-            write(line + b"\r\n")
+        buffer = self.buffer
+        if buffer is None:
+            end = data.find(b"\r\n")
+            if end >= 0 and end == len(data) - 2:  # exactly one whole line
+                self.transport.write(data)
+                return
+            buffer = self.buffer = bytearray(data)
+        else:
+            buffer += data
+        lines = []
+        start = 0
+        while True:
+            end = buffer.find(b"\r\n", start)
+            if end < 0:
+                break
+            lines.append(buffer[start:end + 2])
+            start = end + 2
+        if lines:
+            self.transport.writelines(lines)
+        if start == len(buffer):
+            self.buffer = None
+        elif start:
+            del buffer[:start]
 
 
 class UDPEcho(asyncio.DatagramProtocol):
@@ -81,6 +106,8 @@ async def serve(mode, udp):
 
 def main(argv):
     """Run the server on the chosen loop."""
+    if "--click" in argv:
+        import click  # noqa: F401  (a fixed cost of every launcher with a command line)
     loop_name = argv[argv.index("--loop") + 1] if "--loop" in argv else "asyncio"
     mode = argv[argv.index("--mode") + 1] if "--mode" in argv else "raw"
     if loop_name == "uvloop":

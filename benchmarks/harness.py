@@ -113,10 +113,10 @@ def is_gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``condition`` (1 ms, backing off to 20 ms) until truthy; :class:`BenchError` at the deadline."""
+def wait_until(condition: Callable[[], object], timeout: float, what: str, longest: float = 0.02) -> object:
+    """Poll ``condition`` (1 ms, backing off to ``longest``) until truthy; :class:`BenchError` at the deadline."""
     deadline = time.monotonic() + timeout
-    delay = 0.001
+    delay = min(0.001, longest)
     while True:
         value = condition()
         if value:
@@ -124,7 +124,7 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> ob
         if time.monotonic() > deadline:
             raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(delay)
-        delay = min(delay * 1.5, 0.02)
+        delay = min(delay * 1.5, longest)
 
 
 def terminate(pid: int, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
@@ -438,12 +438,12 @@ class Row:
 
 @dataclass
 class Check:
-    """A target: ``subject`` median OP ``factor`` x ``reference`` median."""
+    """A target: ``subject`` median OP ``factor`` x ``reference`` median (OP "report": the ratio, no target)."""
 
     id: str
     subject: str
     reference: str
-    op: str  # "<=" or ">="
+    op: str  # "<=", ">=", "is" (yes/no) or "report" (a ratio reported, no target)
     factor: float
     ratio: Optional[float] = None
     result: str = "n/a"
@@ -466,6 +466,12 @@ class Table:
     scale: float = 1.0  # displayed value = sample * scale
     grid: Optional[tuple] = None  # (header, rows) shown instead of sample rows, for non-statistical tables
 
+    def empty(self) -> bool:
+        """True when the table holds no measurement: no row with samples, or a grid with no row."""
+        if self.grid is not None:
+            return not self.grid[1]
+        return not any(row.samples for row in self.rows)
+
     def row(self, key: str) -> Optional[Row]:
         """The row called ``key``, or None."""
         return next((row for row in self.rows if row.key == key), None)
@@ -479,6 +485,12 @@ class Table:
     def target(self, id: str, subject: str, op: str, factor: float, reference: str) -> Check:
         """Add a target (evaluated by :meth:`evaluate`)."""
         check = Check(id, subject, reference, op, factor)
+        self.checks.append(check)
+        return check
+
+    def report_ratio(self, id: str, subject: str, reference: str) -> Check:
+        """Report ``subject``'s median as a ratio to ``reference``'s in the targets, without a target."""
+        check = Check(id, subject, reference, "report", 0.0)
         self.checks.append(check)
         return check
 
@@ -505,6 +517,9 @@ class Table:
                 check.ratio, check.result = None, "n/a"
                 continue
             check.ratio = subject.median / reference.median
+            if check.op == "report":
+                check.result = "reported"
+                continue
             ok = check.ratio <= check.factor if check.op == "<=" else check.ratio >= check.factor
             check.result = "PASS" if ok else "MISS"
 
@@ -542,7 +557,7 @@ class Table:
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header) - 2)) + "|---|---|")
         for row in self.rows:
-            own = [c for c in self.checks if c.subject == row.key and c.op != "is"]
+            own = [c for c in self.checks if c.subject == row.key and c.op in ("<=", ">=")]
             targets = "; ".join(f"{'≤' if c.op == '<=' else '≥'} {c.factor:g}× {self.label_of(c.reference)}"
                                 for c in own)
             results = "; ".join(
@@ -576,6 +591,8 @@ class Table:
         """One line saying what ``check`` demands."""
         if check.op == "is":
             return check.subject
+        if check.op == "report":
+            return f"{self.label_of(check.subject)} ÷ {self.label_of(check.reference)} (reported, no target)"
         op = "≤" if check.op == "<=" else "≥"
         return f"{self.label_of(check.subject)} {op} {check.factor:g}× {self.label_of(check.reference)}"
 

@@ -1,7 +1,7 @@
 """Run the whole benchmark suite, print the tables and write BENCHMARKS.md.
 
-    python benchmarks/run.py [--scale 1.0] [--only lifecycle,import,echo,logging,tap]
-                             [--output BENCHMARKS.md] [--json results.json]
+    python benchmarks/run.py [--scale 1.0] [--only lifecycle,import,echo,...]
+                             [--output BENCHMARKS.md] [--json results.json] [--previous results.json]
 
 Run it from an environment with ``pip install -e '.[bench]'`` (uvloop and
 Twisted). Twisted's ``twistd`` is found through ``$TWISTD`` (a path; empty or
@@ -15,11 +15,15 @@ reaped before it exits (the suite is a child subreaper, so daemons come back
 to it). Exit status: 0 when every benchmark ran (targets may still be missed,
 the tables say so), 1 when a benchmark failed or a process had to be killed.
 
-``benchmarks/bench_tap.py`` (the ``.tap`` save/load benchmark) is included
-when present: ``run(scale: float = 1.0) -> dict``. Its dict is shown as a
-table of ``key | value`` (a list of numbers as median/min/max); an optional
-``"checks"`` entry maps a target's description to True/False (PASS/MISS), and
-an optional ``"markdown"`` entry is included as it is.
+The sections are the modules listed in :data:`SECTIONS`, each with
+``run(ctx: harness.Context) -> list[harness.Table]``. ``benchmarks/bench_tap.py``
+(the ``.tap`` save/load benchmark) has ``run(scale: float = 1.0) -> dict``
+instead: its dict is shown as a table of ``key | value`` (a list of numbers as
+median/min/max); an optional ``"checks"`` entry maps a target's description to
+True/False (PASS/MISS), and an optional ``"markdown"`` entry is included as it is.
+
+``--previous`` names the ``--json`` of an earlier full run (the same day, the same
+machine): every target then shows its ratio in both runs and the spread between them.
 """
 
 from __future__ import annotations
@@ -36,15 +40,28 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (BENCH_DIR, ROOT, Context, Noise, Table, become_subreaper, cleanup,  # noqa: E402
                      find_twistd, log_line, machine, ratio_text, wait_for_quiet)
 
-GROUPS = ("lifecycle", "import", "echo", "logging", "tap")
-MODULES = {"lifecycle": "bench_lifecycle", "import": "bench_import", "echo": "bench_echo",
-           "logging": "bench_logging"}
+#: The report's sections, in order: (name for --only, module in benchmarks/, required). A required
+#: module that is missing fails the run; an optional one not written yet is listed as not run.
+#: To add a benchmark: write benchmarks/bench_NAME.py with ``run(ctx) -> list[Table]`` and list it here.
+SECTIONS = (
+    ("lifecycle", "bench_lifecycle", True),
+    ("import", "bench_import", True),
+    ("echo", "bench_echo", True),
+    ("logging", "bench_logging", True),
+    ("tap", "bench_tap", True),
+    ("web", "bench_web", False),
+    ("workers", "bench_workers", False),
+)
+GROUPS = tuple(name for name, _, _ in SECTIONS)
+MODULES = {name: module for name, module, _ in SECTIONS}
+REQUIRED = {name for name, _, required in SECTIONS if required}
 
 
 def main(argv=None) -> int:
@@ -57,6 +74,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"),
                         help="where to write the Markdown report ('-' for nowhere; default BENCHMARKS.md)")
     parser.add_argument("--json", dest="json_path", help="also write the raw results as JSON here")
+    parser.add_argument("--previous", metavar="JSON",
+                        help="the --json of an earlier run: show each target's ratio in both runs and the spread")
     parser.add_argument("--wait-quiet", type=float, default=60.0, metavar="SECONDS",
                         help="first wait up to this long for other processes to leave the CPUs alone, and up "
                              "to twice that in all before rounds of measurements (default 60; 0: never wait)")
@@ -65,6 +84,12 @@ def main(argv=None) -> int:
     unknown = [name for name in only if name not in GROUPS]
     if unknown or args.scale <= 0:
         parser.error(f"unknown benchmark {', '.join(unknown)}" if unknown else "--scale must be > 0")
+    previous = None
+    if args.previous:
+        try:
+            previous = json.loads(Path(args.previous).read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"cannot read --previous {args.previous}: {exc}")
 
     become_subreaper()
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -85,7 +110,10 @@ def main(argv=None) -> int:
         for name in only:
             log_line(f"running {name}")
             try:
-                sections.append((name, run_group(name, ctx)))
+                tables = run_group(name, ctx)
+                sections.append((name, tables))
+                errors += [(name, f"table {table.id} ({table.title}) holds no measurement")
+                           for table in tables if table.empty()]
             except Exception as exc:  # one benchmark failing must not lose the others' numbers
                 traceback.print_exc()
                 errors.append((name, f"{type(exc).__name__}: {exc}"))
@@ -98,7 +126,7 @@ def main(argv=None) -> int:
     elapsed = time.monotonic() - began
     settled = f"waited {ctx.waited:.0f} s in all before rounds for quiet moments" if ctx.waited >= 1 else ""
     report = render(sections, errors, leftovers, ctx, elapsed,
-                    "; ".join(filter(None, [quiet, settled, noise.describe()])))
+                    "; ".join(filter(None, [quiet, settled, noise.describe()])), previous)
     print(report)
     if args.output != "-":
         Path(args.output).write_text(report + "\n")
@@ -114,21 +142,22 @@ def _exit_on_signal(signum, frame):
 
 
 def run_group(name: str, ctx: Context) -> list:
-    """Run one benchmark group; its tables (or, for ``tap``, a note when bench_tap.py is absent)."""
+    """Run one section; its tables ([] for an optional section whose module is not written yet)."""
+    path = BENCH_DIR / f"{MODULES[name]}.py"
+    if not path.exists():
+        if name in REQUIRED:
+            raise FileNotFoundError(f"benchmarks/{path.name} is missing")
+        log_line(f"{name}: benchmarks/{path.name} does not exist yet; not run")
+        return []
     if name == "tap":
-        return [tap_table(ctx)]
+        return [tap_table(ctx, path)]
     module = __import__(MODULES[name])
     return module.run(ctx)
 
 
-def tap_table(ctx: Context) -> Table:
-    """Run benchmarks/bench_tap.py (when it exists) and show its dict."""
-    path = BENCH_DIR / "bench_tap.py"
+def tap_table(ctx: Context, path: Path) -> Table:
+    """Run benchmarks/bench_tap.py and show its dict."""
     table = Table("tap", "8. .tap save and load", "", "`benchmarks/bench_tap.py`.")
-    if not path.exists():
-        table.description = "Skipped: `benchmarks/bench_tap.py` does not exist yet."
-        table.grid = (["", ""], [])
-        return table
     spec = importlib.util.spec_from_file_location("bench_tap", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -165,15 +194,21 @@ def _show(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed: float, noise: str = "") -> str:
-    """The whole report as Markdown."""
+def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed: float, noise: str = "",
+           previous: Optional[dict] = None) -> str:
+    """The whole report as Markdown (with ``previous``, another run's JSON: both runs' ratios and their spread)."""
     from findings import FINDINGS, NOTES
 
     tables = [table for _, group in sections for table in group]
     for table in tables:
         table.evaluate()
     checks = [(table, check) for table in tables for check in table.checks]
-    counts = {result: sum(1 for _, c in checks if c.result == result) for result in ("PASS", "MISS", "n/a")}
+    counts = {result: sum(1 for _, c in checks if c.result == result)
+              for result in ("PASS", "MISS", "n/a", "reported")}
+    earlier = {check_id: outcome for table in (previous or {}).get("tables", {}).values()
+               for check_id, outcome in table.get("checks", {}).items()}
+    not_run = [f"{name} (`benchmarks/{MODULES[name]}.py` is not written yet)" for name, group in sections
+               if not group and name not in REQUIRED and not (BENCH_DIR / f"{MODULES[name]}.py").exists()]
     out = [
         "# Benchmarks",
         "",
@@ -191,15 +226,38 @@ def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed:
         "",
         "## Targets",
         "",
-        f"{counts['PASS']} met, {counts['MISS']} missed, {counts['n/a']} not measured.",
+        f"{counts['PASS']} met, {counts['MISS']} missed, {counts['n/a']} not measured"
+        + (f"; {counts['reported']} ratios reported without a target" if counts["reported"] else "") + "."
+        + (f" Not run: {'; '.join(not_run)}." if not_run else ""),
         "",
-        "| measurement | target | ratio | result |",
-        "|---|---|---:|---|",
     ]
+    if previous is not None:
+        out += [f"Each ratio is given for this run and for the other full run of the same day "
+                f"({previous.get('generated', 'an earlier run')}), with the spread between the two "
+                "(the larger over the smaller, minus one); a result that differs between the runs says so.",
+                "",
+                "| measurement | target | ratio | other run | spread | result |",
+                "|---|---|---:|---:|---:|---|"]
+    else:
+        out += ["| measurement | target | ratio | result |", "|---|---|---:|---|"]
     for table, check in checks:
         ratio = ratio_text(check.ratio, check.factor) if check.ratio is not None else "—"
-        result = f"**{check.result}**" if check.result != "n/a" else f"n/a ({check.why})" if check.why else "n/a"
-        out.append(f"| {table.title} | {table.describe(check)} | {ratio} | {result} |")
+        if check.result in ("PASS", "MISS"):
+            result = f"**{check.result}**"
+        else:
+            result = f"n/a ({check.why})" if check.result == "n/a" and check.why else check.result
+        if previous is None:
+            out.append(f"| {table.title} | {table.describe(check)} | {ratio} | {result} |")
+            continue
+        other = earlier.get(check.id, {})
+        other_ratio = other.get("ratio")
+        spread = "—"
+        if check.ratio and other_ratio:
+            spread = f"{max(check.ratio, other_ratio) / min(check.ratio, other_ratio) - 1:.0%}"
+        if other.get("result") and other["result"] != check.result:
+            result += f" (other run: {other['result']})"
+        other_text = ratio_text(other_ratio, check.factor) if other_ratio is not None else other.get("result", "—")
+        out.append(f"| {table.title} | {table.describe(check)} | {ratio} | {other_text} | {spread} | {result} |")
     misses = [(table, check) for table, check in checks if check.result == "MISS"]
     if misses:
         out += ["", "## Missed targets: the reason found, and the fix", ""]
@@ -232,7 +290,8 @@ def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed:
 
 def as_json(sections: list, errors: list, leftovers: list, elapsed: float) -> dict:
     """The raw results: every row's samples and every target's outcome."""
-    data = {"elapsed": elapsed, "errors": errors, "leftovers": leftovers, "tables": {}}
+    data = {"generated": time.strftime("%Y-%m-%d %H:%M %Z"), "elapsed": elapsed, "errors": errors,
+            "leftovers": leftovers, "tables": {}}
     for name, group in sections:
         for table in group:
             table.evaluate()

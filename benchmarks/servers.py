@@ -56,8 +56,13 @@ class Running:
         return self.served - self.spawned
 
 
-def echo_servers(mode: str, twistd: Optional[str], loops: tuple = ("asyncio", "uvloop")) -> list[ServerSpec]:
-    """The subjects for ``mode`` "raw" (examples/echo.tac) or "line" (a LineReceiver echo)."""
+def echo_servers(mode: str, twistd: Optional[str], loops: tuple = ("asyncio", "uvloop"),
+                 with_click: bool = False) -> list[ServerSpec]:
+    """The subjects for ``mode`` "raw" (examples/echo.tac) or "line" (a LineReceiver echo).
+
+    ``with_click`` adds the bare script importing click first (``bare-click-LOOP``): the start-up
+    floor of any launcher with a command line (twistdlite requires click).
+    """
     tac = EXAMPLES / "echo.tac" if mode == "raw" else TAC_DIR / "line_echo.tac"
     twisted_tac = TAC_DIR / ("twisted_echo.tac" if mode == "raw" else "twisted_line_echo.tac")
     have_uvloop = uvloop_available()
@@ -73,6 +78,10 @@ def echo_servers(mode: str, twistd: Optional[str], loops: tuple = ("asyncio", "u
         specs.append(ServerSpec(f"bare-{loop}", f"bare asyncio script ({loop})",
                                 [sys.executable, str(BENCH_DIR / "bare_echo.py"), "--mode", mode, "--loop", loop,
                                  *udp], "bare", loop, missing))
+        if with_click:
+            specs.append(ServerSpec(f"bare-click-{loop}", f"bare asyncio script + import click ({loop})",
+                                    [sys.executable, str(BENCH_DIR / "bare_echo.py"), "--mode", mode, "--loop",
+                                     loop, *udp, "--click"], "bare", loop, missing))
     specs.append(ServerSpec("twistd", "twistd (Twisted, epoll)", [twistd, "-noy", str(twisted_tac)] if twistd else [],
                             "twistd", "epoll", "" if twistd else "not installed"))
     return specs

@@ -33,26 +33,44 @@ def test_the_whole_suite_runs_at_tiny_scale(tmp_path):
     data = json.loads(raw.read_text())
     assert data["errors"] == [] and data["leftovers"] == []
     tables = data["tables"]
-    assert set(tables) == {"startup", "memory", "daemon", "stop", "import", "echo", "echo-cpu", "idle", "logging",
-                           "tap"}
-    for table_id in ("startup", "memory", "daemon", "stop", "echo", "logging"):
+    assert set(tables) >= {"startup", "memory", "daemon", "stop", "import", "echo", "echo-cpu", "idle", "idle-mem",
+                           "logging", "tap"}
+    for table_id, table in tables.items():  # every table holds real measurements
+        assert_measured(table_id, table)
+    for table_id in ("startup", "memory", "daemon", "stop", "echo", "echo-cpu", "idle-mem", "logging"):
         samples = tables[table_id]["rows"]["twistdlite" if table_id in ("daemon", "stop", "logging")
                                             else "twistdlite-asyncio"]["samples"]
         assert samples and all(value > 0 for value in samples), (table_id, samples)
     assert tables["logging"]["rows"]["stdlib"]["samples"]
-    assert tables["startup"]["rows"]["bare-asyncio"]["samples"]
+    assert tables["startup"]["rows"]["bare-click-asyncio"]["samples"]
     held = [row for row in tables["idle"]["grid"][1] if row[0] == "twistdlite (asyncio)"]
     expected = min(200, harness.nofile_limits()[1] - 200)  # scaled down when the hard limit is low
     assert held and held[0][1] == f"{expected:,}", tables["idle"]["grid"]
+    tap = dict(tables["tap"]["grid"][1])
+    assert float(tap["services in the application"]) > 0 and tap["save (ms)"].startswith("median "), tap
     # A hard rule, checked for real: importing the API pulls in nothing of the launcher's.
     assert tables["import"]["checks"]["import.no-click"]["result"] == "PASS"
     for heading in ("## Machine", "## Targets", "1. Start-up to ready", "2. Daemon start", "3. Stop",
-                    "4. Idle memory", "5. Import cost", "6a. Echo throughput", "idle connections",
-                    "7. Logging throughput", "8. .tap save and load"):
+                    "4. Idle memory", "5. Import cost", "6a. Echo throughput", "6b. Echo: server CPU per line",
+                    "idle connections", "6d. Memory per idle connection", "7. Logging throughput",
+                    "8. .tap save and load"):
         assert heading in text, heading
     if env["TWISTD"] == "none":
         assert "not installed" in tables["echo"]["rows"]["twistd"]["missing"]
         assert tables["echo"]["checks"]["echo.asyncio.vs-twistd"]["result"] == "n/a"
+
+
+def assert_measured(table_id: str, table: dict) -> None:
+    """A table holds measurements: a grid with rows, or rows each with samples (or a program not installed)."""
+    if table["grid"] is not None:
+        header, rows = table["grid"]
+        assert rows and all(len(row) == len(header) for row in rows), (table_id, table["grid"])
+        assert any(any(char.isdigit() for char in str(cell)) for row in rows for cell in row[1:]), table_id
+        return
+    assert table["rows"], table_id
+    for key, row in table["rows"].items():
+        assert row["samples"] or row["missing"].endswith("not installed"), (table_id, key, row)
+        assert all(isinstance(value, (int, float)) and value >= 0 for value in row["samples"]), (table_id, key)
 
 
 def test_bad_arguments_are_refused(tmp_path):
