@@ -551,6 +551,7 @@ def test_the_deb_needs_a_maintainer_with_an_email(maintainer, capsys):
     (["-V", "v1"], "a digit first"), (["-V", "1.0-2"], "a digit first"),
     (["-p", "Bad_Name"], "lower-case letters, digits and '-'"), (["-p", "a"], "2 to 32 characters"),
     (["--watchdog", "0"], "greater than 0"), (["-y", "perl"], "'perl' is not one of"),
+    (["-y", "source"], "AOT (.tas) files are not supported"),
 ])
 def test_invalid_options_say_what_is_valid_exit_2(args, says, capsys):
     code, err = failing("rpm", capsys, "-t", str(TAC), *args)
@@ -625,3 +626,17 @@ def test_the_console_scripts_are_declared():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'tap2deb = "twistdlite.packaging.cli:deb_main"' in text
     assert 'tap2rpm = "twistdlite.packaging.cli:rpm_main"' in text
+
+
+def test_every_template_ships_in_the_wheel_by_the_package_data_patterns():
+    tomllib = pytest.importorskip("tomllib")
+    import fnmatch
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["twistdlite.packaging"]
+    base = ROOT / "twistdlite" / "packaging"
+    templates = [p.relative_to(base).as_posix() for p in (base / "templates").rglob("*") if p.is_file()]
+    assert len(templates) >= 6
+    unshipped = [t for t in templates if not any(fnmatch.fnmatch(t, pattern) and t.count("/") == pattern.count("/")
+                                                 for pattern in patterns)]
+    assert not unshipped, f"not in [tool.setuptools.package-data]: {unshipped}"

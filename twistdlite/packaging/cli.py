@@ -31,8 +31,9 @@ def _options(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     decorators = [
         click.option("-t", "--tapfile", default="twistd.tap", show_default=True, metavar="FILE",
                      help="The application file (.tap, or .tac with -y python)."),
-        click.option("-y", "--type", "app_type", type=click.Choice(["tap", "python"]),
-                     help="The application file's type: tap, or python for a .tac [default: from its extension]."),
+        click.option("-y", "--type", "app_type", type=click.Choice(["tap", "python", "source"]),
+                     help="The application file's type: tap, or python for a .tac [default: from its extension]; "
+                          "Twisted's source (.tas) is not supported."),
         click.option("-p", "--protocol", metavar="NAME",
                      help="The package's name [default: the application file's name, made a valid package name]."),
         click.option("-m", "--maintainer", metavar='"NAME <EMAIL>"', help=maintainer_help),
@@ -69,6 +70,9 @@ def make_request(kind: str, params: dict) -> model.Request:
     tapfile = params["tapfile"]
     if not tapfile:
         raise UsageError("-t/--tapfile needs a file name")
+    if params["app_type"] == "source":
+        raise UsageError("-y source: Twisted's AOT (.tas) files are not supported; package a .tac (-y python) "
+                         "or a .tap (-y tap)")
     app_type = guess_type(tapfile, params["app_type"])
     stem = os.path.splitext(os.path.basename(tapfile))[0]
     name = params["protocol"]

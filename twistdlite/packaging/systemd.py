@@ -18,6 +18,7 @@ def unit(layout: Layout, description: str, privileged: bool = False, watchdog: O
     lines = [
         "[Unit]",
         f"Description={description}",
+        "Documentation=https://pypi.org/project/twistdlite/",
         "After=network.target",
         "",
         "[Service]",
