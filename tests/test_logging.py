@@ -267,7 +267,7 @@ def test_every_line_a_protocol_logs_in_its_callbacks_carries_the_connection_syst
     import threading
 
     from twistdlite import protocol
-    from twistdlite._transport import StreamAdapter
+    from twistdlite._transport import protocol_factory_for
 
     log, out = capturing_logger()
 
@@ -286,7 +286,7 @@ def test_every_line_a_protocol_logs_in_its_callbacks_carries_the_connection_syst
             log.info("lost: %s", reason.type.__name__)
 
     factory = protocol.ServerFactory.forProtocol(Reverser)
-    adapter = StreamAdapter(factory, "TCP")
+    adapter = protocol_factory_for(factory, "TCP")()
     log.info("before")
     adapter.connection_made(_FakeTransport())
     adapter.data_received(b"hello")
@@ -307,7 +307,7 @@ def test_every_line_a_protocol_logs_in_its_callbacks_carries_the_connection_syst
 
 def test_a_line_receivers_lines_and_its_errors_carry_the_system(caplog):
     from twistdlite import basic, protocol
-    from twistdlite._transport import StreamAdapter
+    from twistdlite._transport import protocol_factory_for
 
     log, out = capturing_logger()
 
@@ -317,7 +317,7 @@ def test_a_line_receivers_lines_and_its_errors_carry_the_system(caplog):
             if line == b"boom":
                 raise ValueError("kaboom")
 
-    adapter = StreamAdapter(protocol.ServerFactory.forProtocol(Cmd), "TCP")
+    adapter = protocol_factory_for(protocol.ServerFactory.forProtocol(Cmd), "TCP")()
     transport = _FakeTransport(("10.1.2.3", 5555))
     adapter.connection_made(transport)
     adapter.data_received(b"one\r\ntwo\r\nboom\r\n")
@@ -378,7 +378,7 @@ def test_a_datagram_protocols_lines_carry_the_ports_system_as_twisteds():
     log.info("after")
     assert bodies(out) == ["[EchoUDP (UDP)] started", "[EchoUDP (UDP)] datagram b'ping' from 127.0.0.1",
                            "[EchoUDP (UDP)] stopped", "[test.system] after"]
-    assert DatagramAdapter(UNIXDatagramPort("/nonexistent/x.sock", EchoUDP())).mark[0] == "EchoUDP (UNIX)"
+    assert DatagramAdapter(UNIXDatagramPort("/nonexistent/x.sock", EchoUDP())).mark.system == "EchoUDP (UNIX)"
 
 
 # -- a user's strict-mode file never loses a line -----------------------------------------

@@ -171,7 +171,7 @@ class DatagramAdapter(asyncio.DatagramProtocol):
         context = system_context
         previous = context.mark
         mark = context.mark = self.mark
-        if previous is not None and previous[1] != mark[1]:
+        if previous is not None and previous.thread != mark.thread:
             previous = None
         try:
             self.proto.datagramReceived(data, addr)

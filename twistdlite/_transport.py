@@ -1,8 +1,8 @@
 """The bridge between asyncio's protocol/transport pair and Twisted-style protocols.
 
 :class:`StreamAdapter` is the asyncio protocol the event loop drives; it asks
-the factory for a Twisted-style protocol when a connection is made and gives
-that protocol a :class:`StreamTransport`. A plain asyncio protocol factory
+the factory for a Twisted-style protocol when a connection is made and is
+that protocol's transport too (one small object per connection). A plain asyncio protocol factory
 bypasses all of this (see :func:`protocol_factory_for`).
 
 While it calls the protocol's code it marks the connection as running in
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any, Callable, Optional
 
 from twistdlite.address import from_sockaddr
@@ -29,19 +30,114 @@ def is_twisted_factory(factory: Any) -> bool:
     return hasattr(factory, "buildProtocol")
 
 
-class StreamTransport:
-    """The Twisted-style transport handed to a protocol (wraps an asyncio transport)."""
+#: Bits of :attr:`StreamAdapter.flags`.
+_USER_PAUSED = 1  # the protocol (or a consumer it feeds) called pauseProducing()
+_WRITE_PAUSED = 2  # asyncio's send buffer is over its high-water mark
+_ABORTED = 4  # abortConnection(), or a callback raised
+_DISCONNECTING = 8  # loseConnection() or abortConnection() was called
+_PULL = 16  # the registered producer is a pull producer
+_EOF = 32  # the peer's EOF came while reading was paused: close once the held data is delivered
+_DELIVERY = 64  # the delivery of held data is scheduled
+_LOST = 128  # connection_lost has run
+#: While any of these is set, what arrives is held, not delivered.
+_HOLD = _USER_PAUSED | _DELIVERY
 
-    disconnecting = False
-    connected = True
 
-    def __init__(self, transport: asyncio.Transport, adapter: "StreamAdapter", system: str) -> None:
-        self.transport = transport
-        self._adapter = adapter
-        self.system = system
-        # Bound once, so a write costs exactly what asyncio's write costs.
-        self.write = transport.write
-        self.writeSequence = transport.writelines
+class _Site:
+    """What every connection of one port or connector shares (one per port, not per connection)."""
+
+    __slots__ = ("factory", "kind", "owner", "thread")
+
+    def __init__(self, factory: Any, kind: str, owner: Any, thread: int) -> None:
+        self.factory = factory
+        self.kind = kind
+        self.owner = owner
+        #: The thread of the loop the connections run on (the ``thread`` of their log marks).
+        self.thread = thread
+
+
+class _NoOwner:
+    """The owner of connections nobody tracks."""
+
+    @staticmethod
+    def next_session() -> int:
+        return 0
+
+    @staticmethod
+    def connection_started(adapter: Any) -> None:
+        pass
+
+    @staticmethod
+    def connection_ended(adapter: Any, reason: Any = None) -> None:
+        pass
+
+
+class StreamAdapter(asyncio.Protocol):
+    """The asyncio protocol driving one Twisted-style protocol, and the transport that protocol sees.
+
+    One object with ``__slots__`` per connection, so an idle connection costs
+    little more than asyncio's own transport: the factory, the kind and the
+    owner are shared through a :class:`_Site`; the log system
+    (``Proto,3,127.0.0.1``) is built only when a line is logged; the adapter
+    itself is the mark :data:`system_context` holds while protocol code runs.
+
+    As a transport it offers Twisted's ``ITCPTransport`` calls: ``write``,
+    ``writeSequence``, ``loseConnection``, ``abortConnection``, ``getPeer``,
+    ``getHost``, the producer and consumer calls, ``disconnecting``...
+    ``transport`` is the asyncio transport underneath.
+
+    Data that arrives while the protocol is paused (``pauseProducing``) is
+    held, reading is stopped, and the data is delivered, in order, after
+    ``resumeProducing``: a protocol never sees ``dataReceived`` while it is
+    paused, whichever loop runs it and however early it paused.
+    """
+
+    __slots__ = ("site", "proto", "transport", "session", "flags", "producer", "held")
+
+    def __init__(self, site: _Site) -> None:
+        self.site = site
+        self.proto: Any = None
+        self.transport: Any = None
+        self.session = 0
+        self.flags = 0
+        self.producer: Any = None
+        self.held: Optional[bytes] = None
+
+    # -- the log mark (see twistdlite.logger.SystemContext) -------------------------------
+    @property
+    def system(self) -> str:
+        """The label of this connection's log lines: ``Proto,3,127.0.0.1`` (built when asked for)."""
+        proto = self.proto
+        if proto is None:
+            return "-"
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        if isinstance(peer, tuple) and peer and peer[0]:
+            return f"{type(proto).__name__},{self.session},{peer[0]}"
+        return f"{type(proto).__name__},{self.session}"
+
+    @property
+    def thread(self) -> int:
+        """The thread the connection's callbacks run on."""
+        return self.site.thread
+
+    # -- Twisted's transport --------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """True until the connection is lost."""
+        return not self.flags & _LOST
+
+    @property
+    def disconnecting(self) -> bool:
+        """True once ``loseConnection`` (or ``abortConnection``) has been called."""
+        return bool(self.flags & _DISCONNECTING)
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (buffered by asyncio while the socket is busy)."""
+        self.transport.write(data)
+
+    def writeSequence(self, seq: Any) -> None:
+        """Send each bytes object of ``seq`` in order."""
+        self.transport.writelines(seq)
 
     def logPrefix(self) -> str:
         """The label of this connection's log lines."""
@@ -49,13 +145,12 @@ class StreamTransport:
 
     def loseConnection(self) -> None:
         """Close once everything written so far has been sent."""
-        self.disconnecting = True
+        self.flags |= _DISCONNECTING
         self.transport.close()
 
     def abortConnection(self) -> None:
         """Close at once, discarding unsent data."""
-        self.disconnecting = True
-        self._adapter.aborted = True
+        self.flags |= _DISCONNECTING | _ABORTED
         self.transport.abort()
 
     def loseWriteConnection(self) -> None:
@@ -73,11 +168,11 @@ class StreamTransport:
 
     def getPeer(self) -> Any:
         """The address of the other end."""
-        return from_sockaddr(self._adapter.kind, self.transport.get_extra_info("peername"))
+        return from_sockaddr(self.site.kind, self.transport.get_extra_info("peername"))
 
     def getHost(self) -> Any:
         """The address of this end."""
-        return from_sockaddr(self._adapter.kind, self.transport.get_extra_info("sockname"))
+        return from_sockaddr(self.site.kind, self.transport.get_extra_info("sockname"))
 
     def getHandle(self) -> Any:
         """The underlying socket object."""
@@ -101,15 +196,21 @@ class StreamTransport:
 
     # Producer side: this transport produces the bytes it reads.
     def pauseProducing(self) -> None:
-        """Stop reading from the peer."""
-        self._adapter.user_paused = True
-        self.transport.pause_reading()
+        """Stop reading from the peer (what is already read is held until ``resumeProducing``)."""
+        self.flags |= _USER_PAUSED
+        if not self.flags & _LOST:
+            self.transport.pause_reading()
 
     def resumeProducing(self) -> None:
-        """Start reading from the peer again."""
-        self._adapter.user_paused = False
-        if not self._adapter.write_paused:
-            self.transport.resume_reading()
+        """Deliver what was held, then read from the peer again."""
+        flags = self.flags & ~_USER_PAUSED
+        self.flags = flags
+        if self.held is not None or flags & _EOF:
+            if not flags & (_DELIVERY | _LOST):
+                self.flags = flags | _DELIVERY
+                asyncio.get_running_loop().call_soon(self._deliver_held)
+            return
+        self._resume_reading()
 
     def stopProducing(self) -> None:
         """Close the connection."""
@@ -118,88 +219,72 @@ class StreamTransport:
     # Consumer side: a producer writes to this transport.
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         """Let ``producer`` be paused and resumed as the send buffer fills and drains."""
-        if self._adapter.producer is not None:
+        if self.producer is not None:
             raise RuntimeError(
                 f"Cannot register producer {producer!r}, because producer "
-                f"{self._adapter.producer!r} was never unregistered."
+                f"{self.producer!r} was never unregistered."
             )
-        self._adapter.producer = producer
-        self._adapter.streaming = streaming
+        self.producer = producer
         if not streaming:
-            asyncio.get_running_loop().call_soon(self._adapter.pull)
-        elif self._adapter.write_paused:
-            producer.pauseProducing()  # the send buffer is already full
+            self.flags |= _PULL
+            asyncio.get_running_loop().call_soon(self.pull)
+        else:
+            self.flags &= ~_PULL
+            if self.flags & _WRITE_PAUSED:
+                producer.pauseProducing()  # the send buffer is already full
 
     def unregisterProducer(self) -> None:
         """Forget the registered producer."""
-        self._adapter.producer = None
+        self.producer = None
+        self.flags &= ~_PULL
 
-
-class StreamAdapter(asyncio.Protocol):
-    """The asyncio protocol driving one Twisted-style protocol instance."""
-
-    producer: Any = None
-    streaming = True
-    proto: Any = None
-    transport: Any = None
-    user_paused = False
-    write_paused = False
-    aborted = False
-    system = "-"
-    #: ``(system, thread ident)``: what :data:`system_context` holds while protocol code runs
-    #: (a thread ident of None, before the connection is made, marks nothing).
-    mark: tuple = ("-", None)
-
-    def __init__(self, factory: Any, kind: str = "TCP", owner: Any = None) -> None:
-        self.factory = factory
-        self.kind = kind
-        self.owner = owner
-
+    # -- asyncio's protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         self.transport = transport
-        owner = self.owner
-        sessionno = owner.next_session() if owner is not None else 0
-        peer = transport.get_extra_info("peername")
-        addr = from_sockaddr(self.kind, peer)
+        site = self.site
+        owner = site.owner
+        self.session = owner.next_session()
+        addr = from_sockaddr(site.kind, transport.get_extra_info("peername"))
+        factory = site.factory
         try:
-            proto = self.factory.buildProtocol(addr)
+            proto = factory.buildProtocol(addr)
         except Exception:
-            log.exception("Unhandled error in %s.buildProtocol", type(self.factory).__name__)
+            log.exception("Unhandled error in %s.buildProtocol", type(factory).__name__)
             transport.abort()
             return
         if proto is None:
             transport.abort()
             return
-        host = getattr(addr, "host", None)
-        system = f"{type(proto).__name__},{sessionno}" + (f",{host}" if host else "")
-        self.system = system
-        self.mark = system_context.mark_for(system)
         self.proto = proto
-        if owner is not None:
-            owner.connection_started(self)
-        previous = system_context.enter(self.mark)
+        owner.connection_started(self)
+        previous = system_context.enter(self)
         try:
-            proto.makeConnection(StreamTransport(transport, self, system))
+            proto.makeConnection(self)
         except Exception:
             self._callback_failed("connectionMade")
             return
         finally:
             system_context.leave(previous)
-        if self.user_paused:
+        if self.flags & _USER_PAUSED:
             # uvloop starts reading once connection_made returns, undoing a pause made in
-            # connectionMade: pause again before the loop next polls.
+            # connectionMade: pause again before the loop next polls (what it reads meanwhile is held).
             asyncio.get_running_loop().call_soon(self._keep_paused)
 
     def _keep_paused(self) -> None:
-        if self.user_paused and self.proto is not None:
+        if self.flags & _HOLD and not self.flags & _LOST:
             self.transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self.flags & _HOLD:
+            held = self.held
+            self.held = data if held is None else held + data
+            self.transport.pause_reading()
+            return
         # system_context.enter/leave inlined: this is the per-request path.
         context = system_context
         previous = context.mark
-        mark = context.mark = self.mark
-        if previous is not None and previous[1] != mark[1]:
+        context.mark = self
+        if previous is not None and previous.thread != self.site.thread:
             previous = None
         try:
             self.proto.dataReceived(data)
@@ -208,26 +293,67 @@ class StreamAdapter(asyncio.Protocol):
         finally:
             context.mark = previous
 
+    def _deliver_held(self) -> None:
+        """Hand the protocol what arrived while it was paused, then read again (or close, after an EOF)."""
+        flags = self.flags & ~_DELIVERY
+        self.flags = flags
+        if flags & (_USER_PAUSED | _LOST):
+            return  # paused again (resumeProducing schedules another delivery), or gone
+        data, self.held = self.held, None
+        if data is not None:
+            self.data_received(data)
+        flags = self.flags
+        if flags & (_HOLD | _LOST) or self.held is not None:
+            return
+        if flags & _EOF:
+            self.flags = flags & ~_EOF
+            self.transport.close()  # what returning None from eof_received does
+            return
+        self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        """Read again unless something still wants reading stopped."""
+        flags = self.flags
+        if flags & (_HOLD | _EOF | _LOST) or self.held is not None:
+            return
+        if flags & _WRITE_PAUSED and self.producer is None:
+            return  # nobody consumes what we send: don't read more than we can answer
+        self.transport.resume_reading()
+
     def eof_received(self) -> Optional[bool]:
+        if (self.held is not None or self.flags & _HOLD) and self.transport.get_extra_info("sslcontext") is None:
+            self.flags |= _EOF  # the protocol sees the EOF after what it has not been given yet
+            return True
         return None  # close our side too, as Twisted does for non-half-close protocols
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        flags = self.flags
+        if flags & _LOST:
+            return
+        self.flags = flags | _LOST
         proto = self.proto
         if exc is not None:
             reason = Failure(ConnectionLost(exc))
-        elif self.aborted:
+        elif flags & _ABORTED:
             reason = Failure(ConnectionAborted("aborted locally"))
         else:
             reason = Failure(ConnectionDone())
+        owner = self.site.owner
         if proto is None:
-            if self.owner is not None:
-                self.owner.connection_ended(self, reason)
+            owner.connection_ended(self, reason)
             return
-        self.proto = None
-        producer = self.producer
-        self.producer = None
-        previous = system_context.enter(self.mark)
+        producer, self.producer = self.producer, None
+        held, self.held = self.held, None
+        previous = system_context.enter(self)
         try:
+            if held is not None and exc is None and not flags & (_ABORTED | _DISCONNECTING):
+                # A clean close after data the protocol was not given yet (a TLS peer's
+                # close_notify while paused): the data comes first, as it was sent.
+                try:
+                    proto.dataReceived(held)
+                except Exception:
+                    log.exception("Unhandled error in %s.dataReceived", type(proto).__name__,
+                                  extra={"system": self.system})
             if producer is not None:
                 try:
                     producer.stopProducing()
@@ -241,16 +367,16 @@ class StreamAdapter(asyncio.Protocol):
                               extra={"system": self.system})
         finally:
             system_context.leave(previous)
-        if self.owner is not None:
-            self.owner.connection_ended(self, reason)
+        owner.connection_ended(self, reason)
 
     def pause_writing(self) -> None:
-        self.write_paused = True
-        if self.producer is not None:
-            if self.streaming:
-                previous = system_context.enter(self.mark)
+        self.flags |= _WRITE_PAUSED
+        producer = self.producer
+        if producer is not None:
+            if not self.flags & _PULL:
+                previous = system_context.enter(self)
                 try:
-                    self.producer.pauseProducing()
+                    producer.pauseProducing()
                 finally:
                     system_context.leave(previous)
         elif self.transport is not None:
@@ -259,45 +385,51 @@ class StreamAdapter(asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        if self.producer is not None:
-            if self.streaming:
-                previous = system_context.enter(self.mark)
+        self.flags &= ~_WRITE_PAUSED
+        producer = self.producer
+        if producer is not None:
+            if self.flags & _PULL:
+                self.pull()
+            else:
+                previous = system_context.enter(self)
                 try:
-                    self.producer.resumeProducing()
+                    producer.resumeProducing()
                 finally:
                     system_context.leave(previous)
-            else:
-                self.pull()
-        elif self.transport is not None and not self.user_paused:
-            self.transport.resume_reading()
+        if self.transport is not None:
+            self._resume_reading()
 
     def pull(self) -> None:
         """Ask a pull producer for more data while the send buffer has room."""
         producer = self.producer
-        if producer is None or self.streaming or self.write_paused or self.proto is None:
+        flags = self.flags
+        if producer is None or not flags & _PULL or flags & (_WRITE_PAUSED | _LOST):
             return
-        previous = system_context.enter(self.mark)
+        previous = system_context.enter(self)
         try:
             producer.resumeProducing()
         finally:
             system_context.leave(previous)
-        if self.producer is producer and not self.write_paused:
+        if self.producer is producer and not self.flags & (_WRITE_PAUSED | _LOST):
             asyncio.get_running_loop().call_soon(self.pull)
 
     def _callback_failed(self, where: str) -> None:
         proto_name = type(self.proto).__name__ if self.proto is not None else "protocol"
         log.exception("Unhandled error in %s.%s; dropping the connection", proto_name, where,
-                      extra={"system": getattr(self, "system", proto_name)})
-        self.aborted = True
+                      extra={"system": self.system})
+        self.flags |= _ABORTED
         if self.transport is not None:
             self.transport.abort()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.system}>"
 
 
 def protocol_factory_for(factory: Any, kind: str, owner: Any = None) -> Callable[[], asyncio.BaseProtocol]:
     """The zero-argument callable asyncio wants, for a Twisted-style or a plain asyncio factory."""
     if is_twisted_factory(factory):
-        return lambda: StreamAdapter(factory, kind, owner)
+        site = _Site(factory, kind, owner if owner is not None else _NoOwner, threading.get_ident())
+        return lambda: StreamAdapter(site)
     if owner is None:
         return factory
 

@@ -88,6 +88,7 @@ __all__ = [
     "handler_for",
     "event_from_record",
     "report_errors_once",
+    "Mark",
     "SystemContext",
     "SystemFilter",
     "system_context",
@@ -120,45 +121,61 @@ class ILogObserver(Protocol, metaclass=_AdaptingProtocolMeta):
         """Observe one event."""
 
 
+class Mark:
+    """A running connection or port, as :data:`system_context` holds it: its ``system`` and ``thread``.
+
+    Anything with these two attributes is a mark: a stream connection's
+    adapter is its own mark (its ``system`` is built only when a line is
+    logged); ``Mark`` is the plain one.
+    """
+
+    __slots__ = ("system", "thread")
+
+    def __init__(self, system: str, thread: int) -> None:
+        self.system = system
+        self.thread = thread
+
+
 class SystemContext:
     """Which connection's protocol code is running, and on which thread.
 
-    ``mark`` is ``None`` or a ``(system, thread ident)`` pair. The adapters that
-    call protocol code store their connection's pair in it for the duration of
-    the call and put the previous value back afterwards: two attribute
-    stores, no allocation, so the per-request cost stays a few nanoseconds.
-    The thread ident keeps a line logged meanwhile by another thread from
-    being given the connection's system.
+    ``mark`` is ``None`` or a mark (an object with ``system``, the label, and
+    ``thread``, the ident of the thread its callbacks run on; see :class:`Mark`).
+    The adapters that call protocol code store their connection's mark in it
+    for the duration of the call and put the previous value back afterwards:
+    two attribute stores, no allocation, so the per-request cost stays a few
+    nanoseconds. The thread ident keeps a line logged meanwhile by another
+    thread from being given the connection's system.
     """
 
     __slots__ = ("mark",)
 
     def __init__(self) -> None:
-        self.mark: Optional[tuple] = None
+        self.mark: Any = None
 
     def system(self) -> Optional[str]:
         """The system of the protocol callback running on the calling thread, or ``None``."""
         mark = self.mark
-        if mark is not None and mark[1] == threading.get_ident():
-            return mark[0]
+        if mark is not None and mark.thread == threading.get_ident():
+            return mark.system
         return None
 
-    def enter(self, mark: tuple) -> Optional[tuple]:
-        """Mark ``mark`` (from :meth:`mark_for`) as running; returns what :meth:`leave` puts back."""
+    def enter(self, mark: Any) -> Any:
+        """Mark ``mark`` (from :meth:`mark_for`, or an adapter) as running; returns what :meth:`leave` puts back."""
         previous = self.mark
         self.mark = mark
-        if previous is not None and previous[1] != mark[1]:
+        if previous is not None and previous.thread != mark.thread:
             return None  # another thread's: never put back over this thread's later lines
         return previous
 
-    def leave(self, previous: Optional[tuple]) -> None:
+    def leave(self, previous: Any) -> None:
         """End the call :meth:`enter` began."""
         self.mark = previous
 
     @staticmethod
-    def mark_for(system: str) -> tuple:
-        """The mark of ``system`` running on the calling thread (computed once per connection)."""
-        return (system, threading.get_ident())
+    def mark_for(system: str) -> Mark:
+        """The mark of ``system`` running on the calling thread (made once per port)."""
+        return Mark(system, threading.get_ident())
 
 
 #: The one :class:`SystemContext` of the process.
@@ -181,8 +198,8 @@ class SystemFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Set ``record.system`` from :data:`system_context`; never drops a record."""
         mark = system_context.mark
-        if mark is not None and "system" not in record.__dict__ and mark[1] == threading.get_ident():
-            record.system = mark[0]  # type: ignore[attr-defined]
+        if mark is not None and "system" not in record.__dict__ and mark.thread == threading.get_ident():
+            record.system = mark.system  # type: ignore[attr-defined]
         return True
 
 
