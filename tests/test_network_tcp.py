@@ -299,6 +299,120 @@ def test_pause_and_resume_producing_stop_and_restart_reading(loop):
     run(main(), loop)
 
 
+class PausedAtOnce(protocol.Protocol):
+    """Pauses in connectionMade; records what it is given and whether it was paused then."""
+
+    def connectionMade(self):
+        self.factory.proto = self
+        self.paused = True
+        self.received = b""
+        self.while_paused = b""
+        self.events = []
+        self.transport.pauseProducing()
+
+    def dataReceived(self, data):
+        if self.paused:
+            self.while_paused += data
+        self.received += data
+        self.events.append("data")
+
+    def connectionLost(self, reason):
+        self.events.append(reason.type.__name__)
+
+    def resume(self):
+        self.paused = False
+        self.transport.resumeProducing()
+
+
+async def _paused_server():
+    """A port serving PausedAtOnce, bound (listening) but not yet accepting; (factory, port)."""
+    factory = protocol.Factory.forProtocol(PausedAtOnce)
+    factory.proto = None
+    port = TCPPort(0, factory, interface="127.0.0.1")
+    port.bind()
+    return factory, port
+
+
+async def _some_loop_turns(count=20):
+    for _ in range(count):
+        await asyncio.sleep(0.005)
+
+
+@loop_param()
+def test_data_that_arrives_while_paused_is_held_and_given_in_order_after_resume(loop):
+    """Sent before the server even accepts (so a loop reads it at once): never seen while paused."""
+
+    async def main():
+        factory, port = await _paused_server()
+        client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        try:
+            client.sendall(b"first;")  # waits in the kernel until the connection is accepted
+            await port.start()
+            await until(lambda: factory.proto is not None, what="the connection")
+            proto = factory.proto
+            await _some_loop_turns()
+            assert proto.received == b""
+            proto.resume()
+            await until(lambda: proto.received == b"first;", what="the held data")
+            client.sendall(b"second;")
+            await until(lambda: proto.received == b"first;second;", what="the data after resuming")
+            proto.paused = True
+            proto.transport.pauseProducing()
+            client.sendall(b"third;")
+            client.shutdown(socket.SHUT_WR)  # and an EOF: it must come after the data
+            await _some_loop_turns()
+            assert proto.received == b"first;second;" and proto.events == ["data", "data"]
+            proto.resume()
+            await until(lambda: "ConnectionDone" in proto.events, what="the end of the connection")
+            assert proto.received == b"first;second;third;"
+            assert proto.events == ["data", "data", "data", "ConnectionDone"]
+            assert proto.while_paused == b""
+        finally:
+            client.close()
+            await port.stopListening()
+            await port.loseAllConnections()
+
+    run(main(), loop)
+
+
+@loop_param()
+def test_a_paused_connection_really_stops_reading(loop):
+    """Paused from connectionMade: the kernel buffers fill and the peer's writes block, then all arrives."""
+
+    async def main():
+        factory, port = await _paused_server()
+        client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        client.setblocking(False)
+        try:
+            client.send(b"x")  # already there when the connection is accepted
+            await port.start()
+            await until(lambda: factory.proto is not None, what="the connection")
+            proto = factory.proto
+            sent, stalled, chunk = 1, 0, b"y" * 65536
+            while stalled < 100 and sent < 64 * 1024 * 1024:
+                try:
+                    sent += client.send(chunk)
+                    stalled = 0
+                except BlockingIOError:
+                    stalled += 1
+                    await asyncio.sleep(0.001)
+            assert stalled >= 100, f"the server kept reading while paused ({sent} bytes accepted)"
+            held = getattr(proto.transport, "held", None)
+            assert held is None or len(held) <= 1024 * 1024, f"the transport read {len(held)} bytes while paused"
+            assert proto.received == b""
+            proto.resume()
+            await until(lambda: len(proto.received) == sent, timeout=20, what="everything sent")
+            assert proto.received == b"x" + b"y" * (sent - 1)
+            assert proto.while_paused == b""
+        finally:
+            client.close()
+            await port.stopListening()
+            await port.loseAllConnections()
+
+    run(main(), loop, timeout=60)
+
+
 class Source:
     """A streaming producer writing 64 KiB chunks as fast as it is allowed to."""
 

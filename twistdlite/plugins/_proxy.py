@@ -1,8 +1,10 @@
 """The ``portforward`` plugin's forwarder, with the names of Twisted's ``twisted.protocols.portforward``.
 
 A :class:`ProxyServer` is the connection a client made to us. It stops reading
-from the client, connects a :class:`ProxyClient` to the destination, and once
-that connection is up each side writes what it receives to the other and is
+from the client and connects a :class:`ProxyClient` to the destination; what
+the client sent meanwhile is kept (up to :data:`PENDING_LIMIT` bytes, reading
+from the client stays paused beyond that) and sent on first once the
+destination answers. From then on each side writes what it receives to the other and is
 registered as the other's (streaming) producer: when one side's send buffer
 fills, reading from the other side pauses until it drains, so a slow reader on
 either end bounds the memory used. When either connection closes, the other is
@@ -19,6 +21,10 @@ from twistdlite.protocol import ClientFactory, Protocol, ServerFactory
 __all__ = ["Proxy", "ProxyClient", "ProxyClientFactory", "ProxyServer", "ProxyFactory"]
 
 log = logging.getLogger("twistdlite.portforward")
+
+#: What a :class:`ProxyServer` keeps of what its client sent before the destination answered
+#: (bytes): reading from the client is paused while this much is waiting.
+PENDING_LIMIT = 64 * 1024
 
 
 class Proxy(Protocol):
@@ -54,6 +60,7 @@ class ProxyClient(Proxy):
             return
         self.setPeer(server)
         server.setPeer(self)
+        server.flushPending()
         # Each transport pauses the other's reading while its own send buffer is full.
         self.transport.registerProducer(server.transport, True)
         server.transport.registerProducer(self.transport, True)
@@ -91,6 +98,25 @@ class ProxyServer(Proxy):
     """The connection a client made to us."""
 
     connector: Any = None
+    #: What the client sent before the destination answered (None: nothing).
+    pending: Optional[bytearray] = None
+
+    def dataReceived(self, data: bytes) -> None:
+        """Forward ``data``, or keep it (bounded) until the destination answers."""
+        if self.peer is not None:
+            self.peer.transport.write(data)
+            return
+        if self.pending is None:
+            self.pending = bytearray()
+        self.pending += data
+        if len(self.pending) >= PENDING_LIMIT:
+            self.transport.pauseProducing()  # resumed once the destination answers
+
+    def flushPending(self) -> None:
+        """Send the destination what the client sent before it answered."""
+        pending, self.pending = self.pending, None
+        if pending and self.peer is not None:
+            self.peer.transport.write(bytes(pending))
 
     def connectionMade(self) -> None:
         """Stop reading until the destination answers, and connect to it."""
@@ -102,6 +128,7 @@ class ProxyServer(Proxy):
     def connectionLost(self, reason: Any = None) -> None:
         """Close the destination's side, or stop connecting to it."""
         connector, self.connector = self.connector, None
+        self.pending = None
         if self.peer is None and connector is not None and connector.state == "connecting":
             connector.stopConnecting()
         Proxy.connectionLost(self, reason)
