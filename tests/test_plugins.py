@@ -701,6 +701,32 @@ def test_portforward_back_pressure_toward_a_slow_client(loop, monkeypatch):
     run(main(), loop, timeout=60)
 
 
+def test_portforward_keeps_what_the_client_sends_before_the_destination_answers():
+    from netsupport import FakeTransport
+
+    class Pausable(FakeTransport):
+        paused = False
+
+        def pauseProducing(self):
+            self.paused = True
+
+    server = _proxy.ProxyServer()
+    server.transport = Pausable()  # connected; the destination has not answered yet
+    chunk = b"c" * 10000
+    sent = b""
+    while not server.transport.paused:
+        server.dataReceived(chunk)
+        sent += chunk
+        assert len(sent) <= _proxy.PENDING_LIMIT + len(chunk), "never paused reading"
+    assert len(sent) >= _proxy.PENDING_LIMIT  # kept, bounded: reading paused at the limit
+    destination = _proxy.ProxyClient()
+    destination.transport = FakeTransport()
+    server.setPeer(destination)
+    server.flushPending()
+    server.dataReceived(b"after")
+    assert destination.transport.value() == sent + b"after"  # all of it, in order
+
+
 @loop_param()
 def test_portforward_to_a_closed_port_closes_the_client_and_says_why(loop, caplog):
     async def main():
