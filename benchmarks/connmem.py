@@ -284,10 +284,10 @@ def run(ctx: Any) -> list:
 
     count = max(100, int(2000 * ctx.scale))
     rounds = runs_for(3, ctx.scale)
-    table = Table("connmem", "6d. Memory per idle connection (tracemalloc)", "B",
+    table = Table("connmem", "6e. Memory per idle connection, in the server (tracemalloc)", "B",
                   f"Bytes the server's Python allocators hold per idle connection (tracemalloc, {count:,} "
                   f"connections each checked with one echo, after a warm-up; median of {rounds} rounds). "
-                  "Allocator slack and kernel buffers are not included (table 6c's RSS shows them).")
+                  "Allocator slack and kernel buffers are not included (tables 6c and 6d, from RSS, show them).")
     samples: dict = {}
     for _ in range(rounds):
         for key, subject, loop in subjects():
