@@ -99,19 +99,22 @@ def import_profile(cmd: list) -> tuple[int, list[tuple[str, int]]]:
     return parse_importtime(done.stderr)
 
 
+def module_times(text: str) -> dict:
+    """``{module: self µs}`` from ``-X importtime`` output."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            try:
+                self_us, _cumulative, name = line[len("import time:"):].split("|", 2)
+                found[name.strip()] = int(self_us)
+            except ValueError:
+                continue
+    return found
+
+
 def parse_importtime(text: str) -> tuple[int, list[tuple[str, int]]]:
     """Parse ``-X importtime`` output: (sum of self µs, [(top-level package, self µs)] largest first)."""
     per_package: dict = defaultdict(int)
-    total = 0
-    for line in text.splitlines():
-        if not line.startswith("import time:") or "self [us]" in line:
-            continue
-        try:
-            self_us, _cumulative, name = line[len("import time:"):].split("|", 2)
-            micros = int(self_us)
-        except ValueError:
-            continue
-        top = name.strip().split(".")[0]
-        per_package[top] += micros
-        total += micros
-    return total, sorted(per_package.items(), key=lambda item: -item[1])
+    for name, micros in module_times(text).items():
+        per_package[name.split(".")[0]] += micros
+    return sum(per_package.values()), sorted(per_package.items(), key=lambda item: -item[1])

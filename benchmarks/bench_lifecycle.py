@@ -19,7 +19,8 @@ import signal
 import time
 
 from harness import (EXAMPLES, BenchError, Context, Table, adopt, bench_env, echo_once, free_port, is_gone,
-                     log_line, rss_kib, runs_for, spawn, terminate, twistdlite_cmd, wait_until)
+                     log_line, read_pid, rss_kib, runs_for, spawn, terminate, twistdlite_cmd, wait_until)
+from bench_import import module_times
 from servers import TAC_DIR, echo_servers, running
 
 
@@ -95,19 +96,6 @@ def extra_imports(ctx: Context, specs: list) -> str:
             + rows)
 
 
-def module_times(text: str) -> dict:
-    """``{module: self µs}`` from ``-X importtime`` output."""
-    found = {}
-    for line in text.splitlines():
-        if line.startswith("import time:") and "self [us]" not in line:
-            try:
-                self_us, _, name = line[len("import time:"):].split("|", 2)
-                found[name.strip()] = int(self_us)
-            except ValueError:
-                continue
-    return found
-
-
 def daemon_start_and_stop(ctx: Context) -> list[Table]:
     """Daemon start (ms until the command returns, and until it echoes) and stop (ms), twistdlite vs twistd."""
     # -o on both: twistd -y saves no shutdown .tap of a .tac, so without it the stops would not do the same
@@ -181,13 +169,13 @@ def one_daemon(cmd: list, workdir, label: str) -> tuple[float, float, float]:
                     raise BenchError(f"{label} exited {launcher.returncode}: "
                                      f"{(workdir / 'launcher.log').read_text(errors='replace')[-500:]}")
             if pid is None:
-                pid = _read_pid(pidfile)
+                pid = read_pid(pidfile)
                 if pid is not None:
                     adopt(pid, f"{label} daemon")
             if time.monotonic() > deadline:
                 raise BenchError(f"{label}: not {'returned' if returned is None else 'serving'} within 60 s")
             time.sleep(0.0005)
-        pid = pid or wait_until(lambda: _read_pid(pidfile), 10, f"{pidfile}")
+        pid = pid or wait_until(lambda: read_pid(pidfile), 10, f"{pidfile}")
         adopt(pid, f"{label} daemon")
         signalled = time.monotonic()
         os.kill(pid, signal.SIGTERM)
@@ -195,14 +183,7 @@ def one_daemon(cmd: list, workdir, label: str) -> tuple[float, float, float]:
         stopped = time.monotonic() - signalled
     finally:
         terminate(launcher.pid, timeout=5)
-        pid = pid or _read_pid(pidfile)
+        pid = pid or read_pid(pidfile)
         if pid is not None:
             terminate(pid, timeout=5)
     return returned, serving, stopped
-
-
-def _read_pid(path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None

@@ -29,11 +29,15 @@ from typing import Callable, Iterable, Optional, Sequence
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+# The tests' process helpers, shared (the suite, like the test session, is a child subreaper).
+import support  # noqa: E402
+from support import become_subreaper, children, is_gone, read_pid  # noqa: E402,F401
 EXAMPLES = ROOT / "examples"
 HOST = "127.0.0.1"
 DEADLINE = 30.0
 
-_PR_SET_CHILD_SUBREAPER = 36
 _started: dict[int, str] = {}
 
 
@@ -42,17 +46,6 @@ class BenchError(RuntimeError):
 
 
 # -- processes -------------------------------------------------------------------------------------
-
-def become_subreaper() -> bool:
-    """Adopt orphaned descendants (detached daemons), so they can be reaped here."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except Exception:
-        return False
-
 
 def bench_env(**extra: str) -> dict:
     """The environment of every spawned process: this checkout importable, no inherited tuning.
@@ -97,34 +90,9 @@ def adopt(pid: int, what: str) -> None:
     _started[pid] = what
 
 
-def is_gone(pid: int) -> bool:
-    """True when ``pid`` has exited (reaping it if it is our child or adoptee)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return True
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
-
-
 def wait_until(condition: Callable[[], object], timeout: float, what: str, longest: float = 0.02) -> object:
     """Poll ``condition`` (1 ms, backing off to ``longest``) until truthy; :class:`BenchError` at the deadline."""
-    deadline = time.monotonic() + timeout
-    delay = min(0.001, longest)
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, longest)
+    return support.wait_until(condition, timeout, what, first=min(0.001, longest), longest=longest, error=BenchError)
 
 
 def terminate(pid: int, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
@@ -158,22 +126,6 @@ def kill_hard(pid: int) -> None:
     _started.pop(pid, None)
 
 
-def _adopted_children() -> set[int]:
-    me = os.getpid()
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me:
-            found.add(int(entry))
-    return found
-
-
 def cleanup() -> list[str]:
     """Kill and reap every process this run started that still lives; returns what had to be killed."""
     killed = []
@@ -182,7 +134,7 @@ def cleanup() -> list[str]:
             killed.append(f"{pid} {what}")
             kill_hard(pid)
         _started.pop(pid, None)
-    for pid in _adopted_children():  # our own children and adopted daemons only
+    for pid in children():  # our own children and adopted daemons only
         if not is_gone(pid):
             killed.append(f"{pid} (adopted)")
             kill_hard(pid)

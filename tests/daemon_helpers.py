@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Optional
 
-from support import DEADLINE, ROOT, is_gone, kill_hard, read_pid, wait_gone, wait_until
+from support import DEADLINE, ROOT, children, is_gone, kill_hard, read_pid, wait_gone, wait_until
 
 TACS = ROOT / "tests" / "tacs"
 APP = TACS / "daemon_app.tac"
@@ -32,21 +32,8 @@ NOBODY = "nobody"
 IS_ROOT = os.geteuid() == 0
 
 
-def adopted() -> set:
-    """Live processes whose parent is this test process (daemons are adopted: we are a subreaper)."""
-    me = os.getpid()
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me and fields[0] not in ("Z", "X"):
-            found.add(int(entry))
-    return found
+#: Live processes whose parent is this test process (daemons are adopted: we are a subreaper).
+adopted = children
 
 
 def proc_status(pid: int) -> dict:

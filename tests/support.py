@@ -58,18 +58,20 @@ def spawn(args: Iterable[str], cwd: Optional[Path] = None, **env_extra: str) -> 
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def wait_until(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "condition") -> object:
-    """Poll ``condition`` until it returns something truthy; AssertionError at the deadline."""
+def wait_until(condition: Callable[[], object], timeout: float = DEADLINE, what: str = "condition", *,
+               first: float = 0.005, longest: float = 0.1, error: type = AssertionError) -> object:
+    """Poll ``condition`` (every ``first`` s, backing off to ``longest``) until it returns something truthy;
+    ``error`` (AssertionError) at the deadline."""
     deadline = time.monotonic() + timeout
-    delay = 0.005
+    delay = first
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise error(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        delay = min(delay * 2, longest)
 
 
 class LineReader:
@@ -144,6 +146,24 @@ def is_gone(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return True
     return state in ("Z", "X")
+
+
+def children() -> set:
+    """Live processes whose parent is this process (daemons too: the test session and the benchmark
+    suite are child subreapers, so detached daemons are adopted)."""
+    me = os.getpid()
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] not in ("Z", "X"):
+            found.add(int(entry))
+    return found
 
 
 def wait_gone(pid: int, timeout: float = DEADLINE) -> None:
