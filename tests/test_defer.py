@@ -141,11 +141,14 @@ def test_a_callback_may_add_callbacks_to_its_own_deferred():
     assert seen == [("added", "from first")]
 
 
-def test_a_callback_returning_its_own_deferred_is_an_error():
+def test_a_callback_returning_its_own_deferred_is_warned_about_and_stops_the_chain():
     d = Deferred()
     d.addCallback(lambda r: d)
-    d.callback(1)
-    assert outcome(d).check(TypeError)
+    with pytest.warns(DeprecationWarning, match="returned the Deferred it was attached to"):
+        d.callback(1)
+    seen = []
+    d.addBoth(seen.append)
+    assert seen == []  # it waits on itself, as in Twisted
 
 
 def test_chainDeferred_fires_the_other_with_the_same_result():
@@ -227,7 +230,7 @@ def test_without_debugging_AlreadyCalledError_has_no_stacks():
 # -- unhandled errors ------------------------------------------------------------------------
 
 def unhandled_errors(caplog):
-    return [r for r in caplog.records if r.name == "twistdlite.defer" and "Unhandled error in Deferred" in r.getMessage()]
+    return [r for r in caplog.records if "Unhandled error in Deferred" in r.getMessage()]
 
 
 def raise_in_callback(result):
@@ -235,7 +238,7 @@ def raise_in_callback(result):
 
 
 def test_an_unhandled_failure_is_logged_once_with_its_traceback_when_collected(caplog):
-    caplog.set_level(logging.ERROR, "twistdlite.defer")
+    caplog.set_level(logging.ERROR)
     d = Deferred().addCallback(raise_in_callback)
     d.callback(None)
     assert unhandled_errors(caplog) == []  # not while the Deferred lives
@@ -251,7 +254,7 @@ def test_an_unhandled_failure_is_logged_once_with_its_traceback_when_collected(c
 
 
 def test_a_failure_handled_later_is_not_logged(caplog):
-    caplog.set_level(logging.ERROR, "twistdlite.defer")
+    caplog.set_level(logging.ERROR)
     d = defer.fail(ValueError("handled"))
     d.addErrback(lambda f: None)
     del d
@@ -260,7 +263,7 @@ def test_a_failure_handled_later_is_not_logged(caplog):
 
 
 def test_a_failure_passed_into_a_waiting_deferred_is_logged_once_by_the_last_one(caplog):
-    caplog.set_level(logging.ERROR, "twistdlite.defer")
+    caplog.set_level(logging.ERROR)
     inner = Deferred()
     outer = Deferred().addCallback(lambda r: inner)
     outer.callback(None)
@@ -396,7 +399,7 @@ def test_await_a_deferred_that_fails_later_raises_its_exception(run):
 
 
 def test_await_a_deferred_that_already_failed_raises_and_is_not_logged_as_unhandled(run, caplog):
-    caplog.set_level(logging.ERROR, "twistdlite.defer")
+    caplog.set_level(logging.ERROR)
 
     async def main():
         d = Deferred().addCallback(raise_in_callback)
@@ -447,8 +450,9 @@ def test_asFuture_and_fromFuture(run):
         d = Deferred.fromFuture(future)
         d.cancel()
         assert future.cancelled()
+        assert "waiting on" in repr(d)  # it fires as the future ends (Twisted's behaviour)
         await asyncio.sleep(0)
-        assert outcome(d).check(defer.CancelledError)
+        assert outcome(d).check(asyncio.CancelledError)
         return "ok"
 
     assert run(main()) == "ok"
@@ -626,3 +630,55 @@ def test_inlineCallbacks_awaited_on_a_loop(run):
         return await work()
 
     assert run(main()) == 21
+
+
+# -- what Twisted code may also touch -----------------------------------------------------------------
+
+def test_code_written_for_twisted_may_set_its_own_attributes_on_a_deferred():
+    d = Deferred()
+    d.request = "kept"
+    assert d.request == "kept"
+
+
+def test_the_callbacks_attribute_and_timeout_function_are_deprecated_as_in_twisted():
+    d = Deferred()
+    with pytest.warns(DeprecationWarning, match="callbacks"):
+        assert d.callbacks == []
+    with pytest.warns(DeprecationWarning, match="addTimeout"):
+        defer.timeout(d)
+    assert outcome(d).check(defer.TimeoutError)
+
+
+def test_debugging_can_be_switched_on_the_class_or_one_deferred():
+    was = defer.getDebugging()
+    try:
+        Deferred.debug = True
+        assert defer.getDebugging() and Deferred.debug and Deferred().debug
+        defer.setDebugging(False)
+        assert not Deferred.debug and not Deferred().debug
+        d = Deferred()
+        d.debug = True
+        d.callback(1)
+        with pytest.raises(defer.AlreadyCalledError, match=" I: First Invoker was"):
+            d.callback(2)
+    finally:
+        defer.setDebugging(was)
+
+
+def test_a_failure_captures_variables_only_when_asked():
+    def fails():
+        secret = "local value"  # noqa: F841
+        raise ValueError()
+
+    try:
+        fails()
+    except ValueError:
+        plain, captured = Failure(), Failure(captureVars=True)
+    assert plain.frames[-1][0] == "fails" and plain.frames[-1][3:] == [(), ()]
+    assert ("secret", "'local value'") in captured.frames[-1][3]
+    captured.cleanFailure()
+    assert ("secret", "'local value'") in captured.frames[-1][3]  # taken when made
+
+
+def test_an_unraised_exception_has_a_traceback_saying_so():
+    assert Failure(KeyError("k")).getTraceback() == "Traceback (failure with no frames): KeyError: 'k'\n"

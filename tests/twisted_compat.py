@@ -354,6 +354,8 @@ class _ErrorCatcher(logging.Handler):
         from twistdlite.failure import Failure
 
         failure = getattr(record, "log_failure", None)
+        if failure is None:  # logged through twistdlite.log.err
+            failure = (getattr(record, "legacy_event", None) or {}).get("failure")
         if failure is None and record.exc_info and record.exc_info[1] is not None:
             failure = Failure(record.exc_info[1], record.exc_info[0], record.exc_info[2])
         if failure is not None:
@@ -394,7 +396,7 @@ class SynchronousTestCase(pyunit.TestCase):
 
     def _callSetUp(self) -> None:
         self._catcher = _ErrorCatcher()
-        logger = logging.getLogger("twistdlite")
+        logger = logging.getLogger()
         logger.addHandler(self._catcher)
         self.addCleanup(self._reportLoggedErrors, logger)
         recorder = warnings.catch_warnings(record=True)
@@ -423,7 +425,6 @@ class SynchronousTestCase(pyunit.TestCase):
 
     def flushLoggedErrors(self, *errorTypes: Any) -> List[Any]:
         """The failures logged so far during this test (those of ``errorTypes`` if given); they no longer fail it."""
-        gc.collect()
         taken, kept = [], []
         for failure in self._catcher.failures:
             (taken if not errorTypes or failure.check(*errorTypes) else kept).append(failure)

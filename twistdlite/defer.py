@@ -30,17 +30,19 @@ it is stepped by the Deferreds it awaits, as Twisted does.
 
 from __future__ import annotations
 
-import asyncio
+import contextvars
 import functools
-import inspect
 import logging
 import sys
-import traceback
 import types
 import warnings
-from typing import Any, Awaitable, Callable, Coroutine, Generator, Iterable, List, Optional, Tuple, TypeVar, Union
+from typing import (TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Generator, Iterable, List, Optional, Tuple,
+                    TypeVar, Union)
 
 from twistdlite.failure import Failure
+
+if TYPE_CHECKING:  # asyncio is imported only when a loop is in play (start-up cost)
+    import asyncio
 
 __all__ = [
     "AlreadyCalledError", "AlreadyTryingToLockError", "CancelledError", "Deferred", "DeferredList",
@@ -56,6 +58,27 @@ _T = TypeVar("_T")
 
 SUCCESS = True
 FAILURE = False
+
+_debugging = False  # setDebugging's switch
+
+
+def _running_loop() -> Any:
+    """The asyncio loop running in this thread, or None (asyncio not even imported: None)."""
+    aio = sys.modules.get("asyncio")
+    return aio._get_running_loop() if aio is not None else None
+
+
+def _isfuture(obj: Any) -> bool:
+    """An asyncio Future (or a Future-like, as ``asyncio.isfuture`` tells them)."""
+    return getattr(type(obj), "_asyncio_future_blocking", _NOT_FUTURE) is not _NOT_FUTURE and \
+        obj._asyncio_future_blocking is not None
+
+
+_NOT_FUTURE = object()
+
+
+def _iscoroutine(obj: Any) -> bool:
+    return isinstance(obj, (types.CoroutineType, types.GeneratorType))
 
 
 # -- errors ---------------------------------------------------------------------
@@ -130,12 +153,19 @@ def setDebugging(on: bool) -> None:
 
     With it on, :class:`AlreadyCalledError` and the unhandled-error log name both places.
     """
-    Deferred.debug = bool(on)
+    global _debugging
+    _debugging = bool(on)
 
 
 def getDebugging() -> bool:
     """Whether :func:`setDebugging` is on."""
-    return Deferred.debug
+    return _debugging
+
+
+def _format_stack(skip: int) -> List[str]:
+    import traceback
+
+    return traceback.format_stack(sys._getframe(skip + 1))
 
 
 def _stack_lines(prefix: str, stack: List[str]) -> List[str]:
@@ -173,12 +203,13 @@ class _DebugInfo:
             return
         self.failResult = None
         debug = self.describe()
-        message = "Unhandled error in Deferred:"
-        if debug:
-            message += "\n(debug:\n" + debug + ")"
         try:
-            log.error(message, exc_info=(failure.type, failure.value, failure.tb),
-                      extra={"log_failure": failure})
+            # As twistd logs it: the line saying so, then the failure (with where the
+            # Deferred came from when debugging).
+            from twistdlite import log as legacy
+
+            legacy.msg("Unhandled error in Deferred:", isError=True)
+            legacy.err(failure, f"(debug: {debug})" if debug else None)
         except Exception:  # pragma: no cover - logging at interpreter shutdown
             pass
 
@@ -207,22 +238,32 @@ def _strip_own_frame(exc: BaseException) -> None:
         exc.__traceback__ = tb.tb_next
 
 
-class Deferred:
+class _DeferredType(type):
+    """Makes ``Deferred.debug = True`` (the class-wide switch) mean :func:`setDebugging`."""
+
+    @property
+    def debug(cls) -> bool:
+        return _debugging
+
+    @debug.setter
+    def debug(cls, value: bool) -> None:
+        setDebugging(value)
+
+
+class Deferred(metaclass=_DeferredType):
     """A result that is not there yet, with a chain of callbacks and errbacks to run on it.
 
     ``canceller``, when given, is called with the Deferred by :meth:`cancel`.
     """
 
-    __slots__ = ("callbacks", "called", "paused", "result", "_canceller", "_suppressAlreadyCalled",
-                 "_runningCallbacks", "_chainedTo", "_debugInfo", "__weakref__")
-
-    #: Record creation and invocation stacks (see :func:`setDebugging`).
-    debug = False
+    # __dict__: code written for Twisted may hang its own attributes on a Deferred (made on first use).
+    __slots__ = ("_callbacks", "called", "paused", "result", "debug", "_canceller", "_suppressAlreadyCalled",
+                 "_runningCallbacks", "_chainedTo", "_debugInfo", "__weakref__", "__dict__")
 
     __class_getitem__ = classmethod(types.GenericAlias)  # Deferred[int] in annotations, as Twisted
 
     def __init__(self, canceller: Optional[Callable[["Deferred"], None]] = None) -> None:
-        self.callbacks: List[tuple] = []
+        self._callbacks: List[tuple] = []
         self.called = False
         self.paused = 0
         self._canceller = canceller
@@ -230,9 +271,18 @@ class Deferred:
         self._runningCallbacks = False
         self._chainedTo: Optional[Deferred] = None
         self._debugInfo: Optional[_DebugInfo] = None
-        if Deferred.debug:
+        #: Record where it was created and first fired (set from :func:`setDebugging`).
+        self.debug = _debugging
+        if _debugging:
             info = self._debugInfo = _DebugInfo()
-            info.creator = traceback.format_stack()[:-1]
+            info.creator = _format_stack(1)
+
+    @property
+    def callbacks(self) -> List[tuple]:
+        """The pending callbacks (deprecated, as in Twisted: an implementation detail)."""
+        warnings.warn("Deferred.callbacks is deprecated: it is an implementation detail",
+                      DeprecationWarning, stacklevel=2)
+        return self._callbacks
 
     # -- adding callbacks ------------------------------------------------------
 
@@ -250,8 +300,8 @@ class Deferred:
             errback = passthru
         if not callable(callback) or not callable(errback):
             raise TypeError("addCallbacks needs callables")
-        self.callbacks.append((callback, tuple(callbackArgs), callbackKeywords or None,
-                               errback, tuple(errbackArgs), errbackKeywords or None))
+        self._callbacks.append((callback, tuple(callbackArgs or ()), callbackKeywords or None,
+                                errback, tuple(errbackArgs or ()), errbackKeywords or None))
         if self.called:
             self._runCallbacks()
         return self
@@ -260,7 +310,7 @@ class Deferred:
         """Call ``callback(result, *args, **kw)`` when the chain reaches it with a result."""
         if not callable(callback):
             raise TypeError(f"{callback!r} is not callable")
-        self.callbacks.append((callback, args, kw or None, passthru, (), None))
+        self._callbacks.append((callback, args, kw or None, passthru, (), None))
         if self.called:
             self._runCallbacks()
         return self
@@ -269,7 +319,7 @@ class Deferred:
         """Call ``errback(failure, *args, **kw)`` when the chain reaches it with a failure."""
         if not callable(errback):
             raise TypeError(f"{errback!r} is not callable")
-        self.callbacks.append((passthru, (), None, errback, args, kw or None))
+        self._callbacks.append((passthru, (), None, errback, args, kw or None))
         if self.called:
             self._runCallbacks()
         return self
@@ -279,7 +329,7 @@ class Deferred:
         if not callable(callback):
             raise TypeError(f"{callback!r} is not callable")
         kw = kw or None
-        self.callbacks.append((callback, args, kw, callback, args, kw))
+        self._callbacks.append((callback, args, kw, callback, args, kw))
         if self.called:
             self._runCallbacks()
         return self
@@ -343,13 +393,14 @@ class Deferred:
             if self.debug:
                 info = self._debugInfo
                 raise AlreadyCalledError("\n" + (info.describe() if info is not None else ""))
-            raise AlreadyCalledError(self)
+            raise AlreadyCalledError()
         if self.debug:
             if self._debugInfo is None:
                 self._debugInfo = _DebugInfo()
-            self._debugInfo.invoker = traceback.format_stack()[:-2]
+            self._debugInfo.invoker = _format_stack(2)
         self.called = True
         self.result = result
+        self._canceller = None  # no longer needed: do not keep it (and what it refers to) alive
         self._runCallbacks()
 
     def pause(self) -> None:
@@ -394,7 +445,7 @@ class Deferred:
                 return
             finished = True
             current._chainedTo = None
-            callbacks = current.callbacks
+            callbacks = current._callbacks
             while callbacks:
                 item = callbacks.pop(0)
                 if item[0] is _CONTINUE:
@@ -421,7 +472,7 @@ class Deferred:
                     else:
                         current.result = function(current.result, *args, **kw)
                     if current.result is current:
-                        raise TypeError(f"callback {function!r} returned the Deferred it was called from")
+                        _warn_circular(function)
                 except BaseException as e:
                     _strip_own_frame(e)
                     current.result = Failure(e, captureVars=self.debug)
@@ -434,7 +485,7 @@ class Deferred:
                         # Wait for it: pause, and have it hand its result to us when it fires.
                         current.paused += 1
                         current._chainedTo = result
-                        result.callbacks.append((_CONTINUE, current, None, _CONTINUE, current, None))
+                        result._callbacks.append((_CONTINUE, current, None, _CONTINUE, current, None))
                         break
                     # It has fired already: take its result now.
                     result.result = None
@@ -464,9 +515,8 @@ class Deferred:
                         self._debugInfo.failResult = None
                     result.raiseException()
                 return result
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = _running_loop()
+        if loop is None:
             # Stepped by ensureDeferred's own driver (no loop): it resumes us when this fires.
             return (yield self)
         return (yield from self.asFuture(loop).__await__())
@@ -501,24 +551,22 @@ class Deferred:
     def fromFuture(cls, future: "asyncio.Future[Any]") -> "Deferred":
         """A Deferred with the Future's outcome; cancelling it cancels the Future.
 
-        A cancelled Future fails the Deferred with :class:`CancelledError`.
+        A cancelled Future fails the Deferred with ``asyncio.CancelledError`` (as Twisted's does);
+        cancelling the Deferred cancels the Future, and the Deferred fires as the Future ends.
         """
-        def cancel(d: Deferred) -> None:
-            future.cancel()
-
-        d = cls(cancel)
+        status = _Status()
+        d = _cancellable(status, future.cancel, cls)
 
         def adapt(f: "asyncio.Future[Any]") -> None:
-            if d.called:
+            target = status.deferred
+            if target.called:
                 return
-            if f.cancelled():
-                d.errback(Failure(CancelledError()))
-                return
-            exc = f.exception()
-            if exc is not None:
-                d.errback(Failure(exc))
+            try:
+                result = f.result()
+            except BaseException as e:
+                target.errback(Failure(e))
             else:
-                d.callback(f.result())
+                target.callback(result)
 
         future.add_done_callback(adapt)
         return d
@@ -526,12 +574,11 @@ class Deferred:
     @classmethod
     def fromCoroutine(cls, coro: Union[Coroutine[Any, Any, Any], Generator[Any, Any, Any]]) -> "Deferred":
         """Run the coroutine; a Deferred with its outcome (see :func:`ensureDeferred`)."""
-        if not (inspect.iscoroutine(coro) or inspect.isgenerator(coro)):
+        if not _iscoroutine(coro):
             raise NotACoroutineError(f"{coro!r} is not a coroutine")
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return _drive(coro, _CoroutineDriver(coro).step)
+        loop = _running_loop()
+        if loop is None:
+            return _drive(_CoroutineDriver(coro).step)
         return _run_as_task(loop, coro)
 
     # -- display -------------------------------------------------------------------
@@ -545,6 +592,18 @@ class Deferred:
         return f"<{name} at 0x{id(self):x}>"
 
     __str__ = __repr__
+
+
+def _warn_circular(function: Callable[..., Any]) -> None:
+    """Warn (at the callback's own line) that it returned the Deferred it was added to.
+
+    As in Twisted, the Deferred then waits on itself: its chain stops there.
+    """
+    code = getattr(function, "__code__", None)
+    warnings.warn_explicit(
+        "Callback returned the Deferred it was attached to; this breaks the callback chain "
+        "(it waits on itself for ever)", DeprecationWarning,
+        filename=code.co_filename if code else "<unknown>", lineno=code.co_firstlineno if code else 0)
 
 
 def _cancelledToTimedOutError(value: Any, timeout: float) -> Any:
@@ -598,19 +657,22 @@ def maybeDeferred(f: Callable[..., Any], *args: Any, **kw: Any) -> Deferred:
         return result
     if isinstance(result, Failure):
         return fail(result)
-    if inspect.iscoroutine(result):
+    if isinstance(result, types.CoroutineType):
         return Deferred.fromCoroutine(result)
     return succeed(result)
 
 
 def logError(err: Failure) -> Failure:
     """Log ``err`` with its traceback (an errback for the end of a chain); returns it."""
-    log.error("Unhandled Error", exc_info=(err.type, err.value, err.tb), extra={"log_failure": err})
+    from twistdlite import log as legacy
+
+    legacy.err(err)
     return err
 
 
 def timeout(deferred: Deferred) -> None:
-    """Fail ``deferred`` with :class:`TimeoutError` (old Twisted API; prefer :meth:`Deferred.addTimeout`)."""
+    """Fail ``deferred`` with :class:`TimeoutError` (deprecated, as in Twisted: use :meth:`Deferred.addTimeout`)."""
+    warnings.warn("twistdlite.defer.timeout is deprecated: use Deferred.addTimeout", DeprecationWarning, stacklevel=2)
     deferred.errback(Failure(TimeoutError("Callback timed out")))
 
 
@@ -626,9 +688,9 @@ def ensureDeferred(coro: Union[Deferred, Awaitable[Any]]) -> Deferred:
     """
     if isinstance(coro, Deferred):
         return coro
-    if inspect.iscoroutine(coro) or inspect.isgenerator(coro):
+    if _iscoroutine(coro):
         return Deferred.fromCoroutine(coro)
-    if asyncio.isfuture(coro):
+    if _isfuture(coro):
         return Deferred.fromFuture(coro)  # type: ignore[arg-type]
     raise NotACoroutineError(f"{coro!r} is not a coroutine or a Deferred")
 
@@ -637,62 +699,80 @@ class _Cancelled(Exception):
     """Marks the cancellation of a Deferred whose outcome the code it runs decides."""
 
 
-def _drive(source: Any, step: Callable[[Any, "_Status"], None]) -> Deferred:
+def _cancellable(status: "_Status", action: Optional[Callable[[], Any]], cls: Optional[type] = None) -> Deferred:
+    """A Deferred (of ``cls``) whose outcome something else decides, by firing ``status.deferred``.
+
+    Cancelling it calls ``action()`` (to cancel what the work waits on) and then waits, unfired,
+    for that outcome (as Twisted's inlineCallbacks does), instead of failing at once.
+    """
+    status.action = action
+    status.deferred = outer = (cls or Deferred)(status.cancel)
+    return outer
+
+
+def _drive(step: Callable[[Any, "_Status"], None]) -> Deferred:
     """The Deferred of a coroutine or generator that ``step`` runs until it waits or ends.
 
     Cancelling it cancels what the code waits on, and the Deferred fires with whatever
     the code does then (as Twisted's inlineCallbacks).
     """
     status = _Status()
-
-    def cancel(d: Deferred) -> None:
-        # Keep the Deferred unfired until the code has had its say: fail it with a marker whose
-        # handler (put first) cancels what is awaited and waits for a fresh Deferred instead.
-        d.callbacks.insert(0, (passthru, (), None, handle_cancel, (), None))
-        d.errback(Failure(_Cancelled()))
-
-    def handle_cancel(failure: Failure) -> Deferred:
-        failure.trap(_Cancelled)
-        status.deferred = Deferred(cancel)
-        awaited = status.waitingOn
-        if awaited is not None:
-            if isinstance(awaited, Deferred):
-                awaited.cancel()
-            else:
-                awaited.cancel()  # an asyncio future
-        return status.deferred
-
-    status.deferred = outer = Deferred(cancel)
+    outer = _cancellable(status, None)
     step(None, status)
     return outer
 
 
 class _Status:
-    """What a driven coroutine or generator waits on, and the Deferred its outcome fires."""
+    """What a driven coroutine, generator, task or future waits on, and the Deferred its outcome fires.
 
-    __slots__ = ("deferred", "waitingOn")
+    No closures: once its Deferred has fired (dropping its canceller), nothing is left in a
+    reference cycle, so the Deferred is freed as soon as nobody holds it.
+    """
+
+    __slots__ = ("deferred", "waitingOn", "action")
 
     def __init__(self) -> None:
         self.deferred: Deferred = None  # type: ignore[assignment]
         self.waitingOn: Any = None
+        self.action: Optional[Callable[[], Any]] = None  # None: cancel_awaited (no self-reference)
+
+    def cancel(self, d: Deferred) -> None:
+        """The canceller: fail ``d`` with a marker whose handler, put first, makes it wait instead."""
+        d._callbacks.insert(0, (passthru, (), None, self.handle_cancel, (), None))
+        d.errback(Failure(_Cancelled()))
+
+    def handle_cancel(self, failure: Failure) -> Deferred:
+        """Swap in a fresh Deferred for the outcome, call the action, and have the chain wait on it."""
+        failure.trap(_Cancelled)
+        fresh = self.deferred = Deferred(self.cancel)
+        (self.action or self.cancel_awaited)()
+        return fresh
+
+    def cancel_awaited(self) -> None:
+        """Cancel what the code waits on (a Deferred or an asyncio future), if anything."""
+        awaited = self.waitingOn
+        if awaited is not None:
+            awaited.cancel()
 
 
 class _CoroutineDriver:
     """Steps a coroutine with no loop running: resumed by each Deferred it awaits as that fires."""
 
-    __slots__ = ("coro",)
+    __slots__ = ("coro", "context")
 
     def __init__(self, coro: Any) -> None:
         self.coro = coro
+        self.context = contextvars.copy_context()  # each step runs in it, as Twisted does
 
     def step(self, result: Any, status: _Status) -> None:
         coro = self.coro
+        run = self.context.run
         while True:
             try:
                 if isinstance(result, Failure):
-                    yielded = result.throwExceptionIntoGenerator(coro)
+                    yielded = run(result.throwExceptionIntoGenerator, coro)
                 else:
-                    yielded = coro.send(result)
+                    yielded = run(coro.send, result)
             except StopIteration as e:
                 status.deferred.callback(e.value)
                 return
@@ -738,23 +818,14 @@ class _CoroutineDriver:
 
 def _run_as_task(loop: asyncio.AbstractEventLoop, coro: Any) -> Deferred:
     """Run ``coro`` as an asyncio task on ``loop``; a Deferred with its outcome."""
+    import asyncio
+
     if sys.version_info >= (3, 12):
         task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
     else:
         task = loop.create_task(coro)
     status = _Status()
-
-    def cancel(d: Deferred) -> None:
-        d.callbacks.insert(0, (passthru, (), None, handle_cancel, (), None))
-        d.errback(Failure(_Cancelled()))
-
-    def handle_cancel(failure: Failure) -> Deferred:
-        failure.trap(_Cancelled)
-        status.deferred = Deferred(cancel)
-        task.cancel()
-        return status.deferred
-
-    status.deferred = outer = Deferred(cancel)
+    outer = _cancellable(status, task.cancel)
 
     def done(t: "asyncio.Task[Any]") -> None:
         d = status.deferred
@@ -792,7 +863,7 @@ def returnValue(val: Any) -> None:
 def _as_deferred(yielded: Any) -> Any:
     if isinstance(yielded, Deferred):
         return yielded
-    if inspect.iscoroutine(yielded) or asyncio.isfuture(yielded):
+    if isinstance(yielded, types.CoroutineType) or _isfuture(yielded):
         return ensureDeferred(yielded)
     return yielded
 
@@ -800,19 +871,21 @@ def _as_deferred(yielded: Any) -> Any:
 class _GeneratorDriver:
     """Steps an inlineCallbacks generator: each Deferred it yields resumes it when fired."""
 
-    __slots__ = ("gen",)
+    __slots__ = ("gen", "context")
 
     def __init__(self, gen: Generator[Any, Any, Any]) -> None:
         self.gen = gen
+        self.context = contextvars.copy_context()  # each step runs in it, as Twisted does
 
     def step(self, result: Any, status: _Status) -> None:
         gen = self.gen
+        run = self.context.run
         while True:
             try:
                 if isinstance(result, Failure):
-                    yielded = result.throwExceptionIntoGenerator(gen)
+                    yielded = run(result.throwExceptionIntoGenerator, gen)
                 else:
-                    yielded = gen.send(result)
+                    yielded = run(gen.send, result)
             except StopIteration as e:
                 status.deferred.callback(e.value)
                 return
@@ -865,7 +938,7 @@ def inlineCallbacks(f: Callable[..., Generator[Any, Any, Any]]) -> Callable[...,
         if not isinstance(gen, types.GeneratorType):
             raise TypeError(f"inlineCallbacks requires {f!r} to produce a generator; "
                             f"instead got {gen!r}")
-        return _drive(gen, _GeneratorDriver(gen).step)
+        return _drive(_GeneratorDriver(gen).step)
 
     return unwindGenerator
 

@@ -22,6 +22,23 @@ __all__ = ["Failure", "NoCurrentExceptionError"]
 _SUSPENDABLE = 0x20 | 0x100 | 0x200
 
 
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as e:  # a broken __repr__ must not break the Failure
+        return f"<unrepresentable {type(value).__name__}: {e!r}>"
+
+
+def _capture_variables(tb: Any) -> list:
+    captured = []
+    while tb is not None:
+        frame = tb.tb_frame
+        captured.append(([(k, _safe_repr(v)) for k, v in frame.f_locals.items()],
+                         [(k, _safe_repr(v)) for k, v in frame.f_globals.items()]))
+        tb = tb.tb_next
+    return captured
+
+
 class NoCurrentExceptionError(ValueError):
     """``Failure()`` was called with no exception given and none being handled."""
 
@@ -60,8 +77,32 @@ class Failure:
         self.type: Type[BaseException] = type(exc_value)
         self.tb: Any = exc_tb
         self.captureVars = captureVars
+        # With captureVars, each frame's variables as (name, repr) pairs, taken now: the
+        # frames' own variables are gone once cleanFailure has run.
+        self._variables: Optional[list] = _capture_variables(exc_tb) if captureVars else None
 
     # -- asking what it is ------------------------------------------------
+
+    @property
+    def frames(self) -> list:
+        """One ``[function, file, line, locals, globals]`` per traceback entry, innermost last.
+
+        ``locals`` and ``globals`` are lists of ``(name, repr)`` when the Failure was made with
+        ``captureVars=True`` (as a Deferred does with debugging on), else empty tuples.
+        """
+        frames = []
+        tb = self.tb
+        index = 0
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if self._variables is not None and index < len(self._variables):
+                local_items, global_items = self._variables[index]
+            else:
+                local_items, global_items = (), ()
+            frames.append([code.co_name, code.co_filename, tb.tb_lineno, local_items, global_items])
+            tb = tb.tb_next
+            index += 1
+        return frames
 
     @property
     def parents(self) -> list:
@@ -94,9 +135,14 @@ class Failure:
         return "".join(traceback.format_exception_only(self.type, self.value)).rstrip("\n")
 
     def getTraceback(self, elideFrameworkCode: int = 0, detail: str = "default") -> str:
-        """The formatted traceback, as Python prints it (``detail='brief'``: one line)."""
+        """The formatted traceback, as Python prints it (``detail='brief'``: one line).
+
+        A Failure of an exception never raised says so: ``Traceback (failure with no frames): ...``.
+        """
         if detail == "brief":
             return self.getBriefTraceback() + "\n"
+        if self.tb is None:
+            return f"Traceback (failure with no frames): {self.getBriefTraceback()}\n"
         return "".join(traceback.format_exception(self.type, self.value, self.tb))
 
     def printTraceback(self, file: Optional[TextIO] = None, elideFrameworkCode: int = 0,

@@ -102,6 +102,9 @@ register("twistdlite._aio", "twistdlite._transport", "twistdlite._unixsock", "tw
 register("twistdlite.threads", "twistdlite.threadpool", "twistdlite._events", "twistdlite.process",
          "twistdlite._logevents", "twistdlite.log", "subprocess", "queue", "threading", "string",
          why="reactor.callInThread/deferToThread, spawnProcess, system event triggers, Logger and log.msg")
+register("twistdlite.defer", "twistdlite.failure", "contextvars", "types",
+         why="Deferreds, which the reactor's Deferred-returning calls import when first used; an unhandled "
+             "failure is logged through twistdlite.log when its Deferred is collected")
 # -- the loop, and what it imports lazily (host names are resolved in a thread pool).
 register("asyncio", "asyncio.unix_events", "selectors", "socket", "concurrent.futures.thread",
          why="the event loop and its resolver's thread pool")
