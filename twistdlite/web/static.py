@@ -284,6 +284,8 @@ class File(resource.Resource):
         if not os.path.isdir(self.path):
             return resource.NoResource("File not found.")
         if path == b"":
+            if request is not None and getattr(request, "postpath", None):
+                return resource.NoResource("File not found.")  # an empty segment inside the path: //x
             for name in self.indexNames:
                 child = self._child(name)
                 if child is not None and os.path.isfile(child.path):

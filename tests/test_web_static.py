@@ -1,0 +1,247 @@
+"""static.File in process: types, listings, index files, ranges, conditional requests, HEAD, ignoreExt,
+path safety (.., encoded slashes, NUL, symbolic links out), short sends, listings off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+
+import pytest
+
+from netsupport import run, until
+from twistdlite.web import server, static
+from websupport import connect, exchange, get, one, parse_responses, settle
+
+
+@pytest.fixture
+def www(tmp_path):
+    root = tmp_path / "www"
+    (root / "sub").mkdir(parents=True)
+    (root / "hello.txt").write_text("hello, world\n")
+    (root / "page.html").write_text("<p>page</p>")
+    (root / "data.json").write_text("{}")
+    (root / "noext").write_bytes(b"raw")
+    (root / "archive.tar.gz").write_bytes(b"\x1f\x8b")
+    (root / "sub" / "index.html").write_text("<p>index</p>")
+    (root / "digits.txt").write_bytes(b"0123456789")
+    (tmp_path / "secret.txt").write_text("not for the web")
+    return root
+
+
+def site_for(path, **attrs):
+    root = static.File(str(path))
+    for name, value in attrs.items():
+        setattr(root, name, value)
+    return server.Site(root)
+
+
+async def fetch(site, path, *headers, method=b"GET"):
+    return one(await exchange(site, get(path, *headers, method=method), turns=20), head_only=method == b"HEAD")
+
+
+def test_content_types_by_extension_and_the_default(www):
+    async def main():
+        site = site_for(www)
+        assert (await fetch(site, b"/hello.txt")).headers["content-type"] == "text/plain"
+        assert (await fetch(site, b"/page.html")).headers["content-type"] == "text/html"
+        assert (await fetch(site, b"/data.json")).headers["content-type"] == "application/json"
+        assert (await fetch(site, b"/noext")).headers["content-type"] == "text/html"  # Twisted's default
+        packed = await fetch(site, b"/archive.tar.gz")
+        assert packed.headers["content-type"] == "application/x-tar" and packed.headers["content-encoding"] == "gzip"
+        other = server.Site(static.File(str(www), defaultType="application/octet-stream"))
+        assert (await fetch(other, b"/noext")).headers["content-type"] == "application/octet-stream"
+
+    run(main())
+
+
+def test_directories_redirect_serve_their_index_or_a_paged_listing(www):
+    async def main():
+        site = site_for(www)
+        moved = await fetch(site, b"/sub?x=1")
+        assert moved.status == 301 and moved.headers["location"] == "/sub/?x=1"
+        assert (await fetch(site, b"/sub/")).body == b"<p>index</p>"
+        listing = await fetch(site, b"/")
+        assert listing.status == 200 and listing.headers["content-type"] == "text/html; charset=utf-8"
+        assert b'<a href="hello.txt">hello.txt</a>' in listing.body and b'<a href="sub/">sub/</a>' in listing.body
+        custom = site_for(www, indexNames=["hello.txt"])
+        assert (await fetch(custom, b"/")).body == b"hello, world\n"
+        for i in range(5):
+            (www / "sub" / f"f{i}.bin").write_bytes(b"")
+        (www / "sub" / "index.html").unlink()
+        paged = site_for(www, listingPageSize=2)
+        page2 = (await fetch(paged, b"/sub/?page=2")).body
+        assert b"f2.bin" in page2 and b"f3.bin" in page2 and b"f1.bin" not in page2
+        assert b"page 2 of 3 (5 entries)" in page2 and b'href="?page=3"' in page2
+        head = await fetch(site, b"/", method=b"HEAD")
+        assert head.status == 200 and head.body == b""
+
+    run(main())
+
+
+def test_ranges_conditional_requests_and_head(www):
+    async def main():
+        site = site_for(www)
+        full = await fetch(site, b"/digits.txt")
+        etag, modified = full.headers["etag"], full.headers["last-modified"]
+        assert full.headers["accept-ranges"] == "bytes" and full.headers["content-length"] == "10"
+        part = await fetch(site, b"/digits.txt", b"Range: bytes=2-4")
+        assert (part.status, part.body, part.headers["content-range"]) == (206, b"234", "bytes 2-4/10")
+        assert (await fetch(site, b"/digits.txt", b"Range: bytes=7-")).body == b"789"
+        assert (await fetch(site, b"/digits.txt", b"Range: bytes=-3")).body == b"789"
+        assert (await fetch(site, b"/digits.txt", b"Range: bytes=8-100")).body == b"89"
+        unmet = await fetch(site, b"/digits.txt", b"Range: bytes=10-12")
+        assert unmet.status == 416 and unmet.headers["content-range"] == "bytes */10"
+        for ignored in (b"Range: bytes=1-2,4-5", b"Range: lines=1-2", b"Range: bytes=5-2", b"Range: bytes=x-"):
+            answer = await fetch(site, b"/digits.txt", ignored)
+            assert (answer.status, answer.body) == (200, b"0123456789"), ignored
+        assert (await fetch(site, b"/digits.txt", b"Range: bytes=0-0", b'If-Range: "other"')).status == 200
+        assert (await fetch(site, b"/digits.txt", b"Range: bytes=0-0", b"If-Range: " + etag.encode())).status == 206
+        cached = await fetch(site, b"/digits.txt", b"If-None-Match: " + etag.encode())
+        assert cached.status == 304 and cached.body == b"" and "content-length" not in cached.headers
+        assert (await fetch(site, b"/digits.txt", b'If-None-Match: "nope"')).status == 200
+        assert (await fetch(site, b"/digits.txt", b"If-Modified-Since: " + modified.encode())).status == 304
+        old = b"If-Modified-Since: Thu, 01 Jan 1998 00:00:00 GMT"
+        assert (await fetch(site, b"/digits.txt", old)).status == 200
+        assert (await fetch(site, b"/digits.txt", b"If-Modified-Since: garbage")).status == 200
+        head = await fetch(site, b"/digits.txt", method=b"HEAD")
+        assert head.status == 200 and head.headers["content-length"] == "10" and head.headers["etag"] == etag
+
+    run(main())
+
+
+def test_ignored_extensions(www):
+    async def main():
+        strict = site_for(www)
+        assert (await fetch(strict, b"/page")).status == 404
+        ignoring = server.Site(static.File(str(www), ignoredExts=[".html"]))
+        assert (await fetch(ignoring, b"/page")).body == b"<p>page</p>"
+        anything = server.Site(static.File(str(www), allowExt=True))
+        assert (await fetch(anything, b"/data")).body == b"{}"
+        assert (await fetch(anything, b"/missing")).status == 404
+
+    run(main())
+
+
+def test_no_path_leaves_the_served_directory(www, caplog):
+    (www / "etc").symlink_to("/etc")
+    (www / "passwd").symlink_to("/etc/passwd")
+    (www / "up").symlink_to(www.parent / "secret.txt")
+    (www / "inside").symlink_to(www / "hello.txt")
+    (www / "subdir").symlink_to(www / "sub")
+
+    async def main():
+        site = site_for(www)
+        for path in (b"/../secret.txt", b"/sub/../../secret.txt", b"/%2e%2e/secret.txt", b"/%2E%2E/secret.txt",
+                     b"/sub%2F..%2F..%2Fsecret.txt", b"/..%2fsecret.txt", b"//etc/passwd", b"/etc/passwd",
+                     b"/passwd", b"/up", b"/./hello.txt", b"http://host/../secret.txt"):
+            answer = await fetch(site, path)
+            assert answer.status == 404, (path, answer)
+            assert b"not for the web" not in answer.body and b"root:" not in answer.body
+        for path in (b"/sub/%00", b"/hello.txt%00.png", b"/%00/x"):
+            assert (await fetch(site, path)).status == 400, path
+        assert (await fetch(site, b"/inside")).body == b"hello, world\n"  # a link that stays inside is fine
+        assert (await fetch(site, b"/subdir/")).body == b"<p>index</p>"
+        trusting = site_for(www, allowSymlinksOut=True)
+        assert (await fetch(trusting, b"/up")).body == b"not for the web"
+
+    with caplog.at_level(logging.INFO, logger="twistdlite.web"):
+        run(main())
+    assert any("outside the served directory" in r.getMessage() for r in caplog.records)
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_file_truncated_while_sent_closes_the_connection_and_is_logged(www, caplog):
+    big = www / "big.bin"
+    big.write_bytes(b"x" * (4 << 20))
+
+    async def main():
+        site = site_for(www)
+        channel, transport = connect(site)
+        lost = []
+        original = channel.connectionLost
+        channel.connectionLost = lambda reason=None: (lost.append(reason), original(reason))
+        channel.dataReceived(get(b"/big.bin") + get(b"/hello.txt"))
+        channel.pauseProducing()  # the client stopped reading
+        sent = len(transport.data)
+        assert 0 < sent < 4 << 20
+        os.truncate(big, 1 << 20)
+        channel.resumeProducing()
+        await until(lambda: transport.closed, what="the connection to close")
+        await settle()
+        assert transport.aborted and len(lost) == 1
+        head, _, body = bytes(transport.data).partition(b"\r\n\r\n")
+        assert b"Content-Length: 4194304" in head and len(body) == 1 << 20
+        # the server goes on: a new connection is served
+        assert one(await exchange(site, get(b"/hello.txt"))).body == b"hello, world\n"
+
+    with caplog.at_level(logging.INFO, logger="twistdlite.web"):
+        run(main())
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("Short send:") and "3145728 bytes before the 4194304" in m for m in messages), messages
+    assert any('"GET /big.bin HTTP/1.1" 200 1048576' in m for m in messages), messages
+
+
+def test_a_file_deleted_while_sent_is_sent_whole(www):
+    big = www / "big.bin"
+    big.write_bytes(b"y" * (2 << 20))
+
+    async def main():
+        channel, transport = connect(site_for(www))
+        channel.dataReceived(get(b"/big.bin"))
+        channel.pauseProducing()
+        big.unlink()
+        channel.resumeProducing()
+        await until(lambda: len(transport.data) > 2 << 20 and not channel._active, what="the whole file")
+        assert one(transport.take()).body == b"y" * (2 << 20) and not transport.closed
+
+    run(main())
+
+
+def test_a_large_listing_is_built_off_the_loop_so_other_clients_are_served(www, monkeypatch):
+    release = threading.Event()
+    started = threading.Event()
+    real = static._listing_page
+
+    def slow_listing(*args):
+        started.set()
+        release.wait(10)
+        return real(*args)
+
+    monkeypatch.setattr(static, "_listing_page", slow_listing)
+
+    async def main():
+        site = site_for(www)
+        channel, transport = connect(site)
+        channel.dataReceived(get(b"/"))
+        await until(started.is_set, what="the listing to start")
+        began = time.monotonic()
+        assert one(await exchange(site, get(b"/hello.txt"))).body == b"hello, world\n"
+        assert time.monotonic() - began < 1.0  # served while the listing is still being built
+        assert transport.data == b""
+        release.set()
+        await until(lambda: transport.data, what="the listing")
+        assert b"hello.txt" in one(transport.take()).body
+
+    run(main())
+
+
+def test_a_directory_of_many_files_is_listed(www):
+    many = www / "many"
+    many.mkdir()
+    for i in range(3000):
+        (many / f"file{i:05d}.txt").write_bytes(b"")
+
+    async def main():
+        site = site_for(www)
+        channel, transport = connect(site)
+        channel.dataReceived(get(b"/many/") + get(b"/many/?page=3"))
+        await until(lambda: len(parse_responses(bytes(transport.data))) == 2 if transport.data.count(b"</html>") == 2
+                    else False, timeout=20, what="both pages")
+        first, third = parse_responses(transport.take())
+        assert first.body.count(b"<tr><td>") == 1000 and b"file00000.txt" in first.body
+        assert b"file02999.txt" in third.body and b"page 3 of 3 (3000 entries)" in third.body
+
+    run(main())
