@@ -27,11 +27,9 @@ class WebTransport:
         assert not self.closed, "write after close"
         self.data += data
 
-    def writelines(self, pieces) -> None:
+    def writeSequence(self, pieces) -> None:
         for piece in pieces:
             self.write(piece)
-
-    writeSequence = writelines
 
     def _lost(self) -> None:
         if self.proto is not None:

@@ -456,7 +456,7 @@ class Request:
                 return
             self.sentLength += len(data)
             if self._chunked:
-                transport.writelines((head, b"%x\r\n" % len(data), data, b"\r\n"))
+                transport.writeSequence((head, b"%x\r\n" % len(data), data, b"\r\n"))
             elif len(data) < 65536:
                 transport.write(head + data)
             else:
@@ -467,7 +467,7 @@ class Request:
             return
         self.sentLength += len(data)
         if self._chunked:
-            transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            transport.writeSequence((b"%x\r\n" % len(data), data, b"\r\n"))
         else:
             transport.write(data)
 

@@ -210,6 +210,12 @@ class _Response:
 
     # -- on the loop ---------------------------------------------------------------------------
     def _deliver(self, head: Any, data: bytes, last: bool) -> None:
+        try:
+            self._send(head, data, last)
+        except Exception:
+            self._failed(sys.exc_info(), True)
+
+    def _send(self, head: Any, data: bytes, last: bool) -> None:
         request = self.request
         if request._disconnected or request.finished:
             return
@@ -223,6 +229,9 @@ class _Response:
                 except ValueError as exc:
                     self._failed((ValueError, exc, None), False)
                     return
+            if last and not request.responseHeaders.hasHeader(b"content-length"):
+                # the whole body is here: say its length rather than chunking it
+                request.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % len(data)])
             request.registerProducer(self, True)
         if data:
             request.write(data)
