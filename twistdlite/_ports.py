@@ -18,16 +18,150 @@ import errno
 import logging
 import os
 import socket
-from typing import Any, Optional
+import weakref
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Optional
 
 from twistdlite._aio import Done, when_running
 from twistdlite._transport import is_twisted_factory, protocol_factory_for
 from twistdlite.address import UNIXAddress, from_sockaddr
 from twistdlite.error import CannotListenError
 
-__all__ = ["StreamPort", "TCPPort", "SSLPort", "UNIXPort", "AdoptedPort"]
+__all__ = ["StreamPort", "TCPPort", "SSLPort", "UNIXPort", "AdoptedPort", "SocketShare", "serving_ports"]
 
 log = logging.getLogger("twistdlite")
+
+#: The share ports bind through while :meth:`SocketShare.binding` is active (a pre-fork supervisor).
+_share: Optional["SocketShare"] = None
+#: The ports serving in this process (a worker stops accepting on them before it retires).
+_serving: "weakref.WeakSet[StreamPort]" = weakref.WeakSet()
+
+
+class ShareLoad:
+    """What one load of the application took from a :class:`SocketShare`."""
+
+    def __init__(self) -> None:
+        self.keys: list = []      # every key its ports used
+        self.new: list = []       # the keys it bound first
+        self.sockets: list = []   # the socket objects its ports hold
+
+    def add(self, key: Any, sock: socket.socket, new: bool) -> None:
+        """Record that a port of this load uses ``sock`` for ``key``."""
+        self.keys.append(key)
+        self.sockets.append(sock)
+        if new:
+            self.new.append(key)
+
+    def close(self) -> None:
+        """Close the sockets this load's ports hold (the share keeps its own)."""
+        for sock in self.sockets:
+            sock.close()
+
+
+def close_inherited() -> None:
+    """In a child just forked from a process serving ports on an event loop: close the child's copies.
+
+    The listening sockets and accepted connections of every serving port are
+    made to point at ``/dev/null`` (their descriptor numbers stay valid, so no
+    other file can be closed by mistake later); the parent's event loop, whose
+    epoll instance the child shares, is never touched.
+    """
+    ports = list(_serving)
+    _serving.clear()
+    if not ports:
+        return
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for port in ports:
+            socks = [port.socket] + [getattr(getattr(adapter, "transport", None), "get_extra_info",
+                                             lambda name: None)("socket") for adapter in port.connections]
+            for sock in socks:
+                try:
+                    fd = sock.fileno() if sock is not None else -1
+                    if fd >= 0:
+                        os.dup2(null, fd)
+                except OSError:
+                    pass
+            port.server = None
+            port.connections = set()
+    finally:
+        os.close(null)
+
+
+def serving_ports() -> list:
+    """The stream ports serving in this process now."""
+    return [port for port in list(_serving) if port.server is not None]
+
+
+class SocketShare:
+    """The listening stream sockets a pre-fork supervisor keeps across loads of the application.
+
+    While :meth:`binding` is active, a stream port asking for an address the
+    share already holds (the same kind, interface and requested port, or the
+    same UNIX path) gets a duplicate of the held socket instead of binding
+    again; a port asking for a new address binds as usual and the share keeps
+    a duplicate of its socket. So a reloaded application serves on the very
+    sockets the previous one did: connections waiting in their queues are
+    never refused. The share owns the UNIX socket files: :meth:`close` (or
+    :meth:`drop`) removes them, never the ports.
+    """
+
+    def __init__(self) -> None:
+        #: request key -> (socket, UNIX path or None, file identity or None)
+        self.held: dict = {}
+
+    @contextmanager
+    def binding(self) -> Iterator["ShareLoad"]:
+        """Ports bound inside go through the share; yields what they used (a :class:`ShareLoad`)."""
+        global _share
+        load = ShareLoad()
+        previous, _share = _share, self
+        self._load = load
+        try:
+            yield load
+        finally:
+            _share = previous
+
+    def take(self, key: Any) -> Optional[socket.socket]:
+        """A duplicate of the socket held for ``key`` (recording its use), or None."""
+        found = self.held.get(key)
+        if found is None:
+            return None
+        sock = found[0].dup()
+        self._load.add(key, sock, new=False)
+        return sock
+
+    def keep(self, key: Any, sock: socket.socket, path: Any = None, identity: Any = None) -> None:
+        """Hold a duplicate of a newly bound ``sock`` for ``key`` (and own its socket file)."""
+        self.held[key] = (sock.dup(), path, identity)
+        self._load.add(key, sock, new=True)
+
+    def sockets(self) -> list:
+        """The sockets the share holds (its own duplicates)."""
+        return [found[0] for found in self.held.values()]
+
+    def describe(self, key: Any) -> str:
+        """How log lines name the socket held for ``key``."""
+        if key[0] == "UNIX":
+            return repr(key[1])
+        return f"{key[1] or '*'}:{key[2]}"
+
+    def drop(self, keys: Iterable[Any]) -> None:
+        """Close the sockets held for ``keys`` (removing their files)."""
+        from twistdlite._unixsock import remove_socket_file
+
+        for key in list(keys):
+            found = self.held.pop(key, None)
+            if found is None:
+                continue
+            sock, path, identity = found
+            sock.close()
+            if path is not None:
+                remove_socket_file(path, identity)
+
+    def close(self) -> None:
+        """Close every held socket (removing their files)."""
+        self.drop(list(self.held))
 
 
 def factory_name(factory: Any) -> str:
@@ -77,11 +211,25 @@ class StreamPort:
         """Create, bind and listen on the socket; :class:`CannotListenError` on failure."""
         if self.socket is not None:
             return
-        sock = self._open_socket()
+        share = _share
+        key = self._share_key() if share is not None else None
+        sock = share.take(key) if key is not None else None
+        if sock is None:
+            sock = self._open_socket()
+            if key is not None:
+                share.keep(key, sock, *self._share_file())
         sock.setblocking(False)
         self.socket = sock
         self._address = sock.getsockname()
         self._stopped = False
+
+    def _share_key(self) -> Any:
+        """What a :class:`SocketShare` knows this port's socket by (None: never shared)."""
+        return None
+
+    def _share_file(self) -> tuple:
+        """The socket file a share takes over from this port: (path, identity) or (None, None)."""
+        return None, None
 
     def _server_options(self) -> dict:
         """Extra keyword arguments for ``loop.create_server``."""
@@ -107,6 +255,7 @@ class StreamPort:
             server.close()
             return
         self.server = server
+        _serving.add(self)
         if is_twisted_factory(self.factory):
             self.factory.doStart()
             self._factory_started = True
@@ -191,6 +340,9 @@ class TCPPort(StreamPort):
         self.backlog = backlog
         self.interface = interface
 
+    def _share_key(self) -> Any:
+        return ("TCP", self.interface, self.port)
+
     def _open_socket(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.interface else socket.AF_INET
         try:
@@ -259,6 +411,13 @@ class UNIXPort(StreamPort):
         self.wantPID = wantPID
         self._identity: Any = None
         self._lock: Any = None
+
+    def _share_key(self) -> Any:
+        return ("UNIX", os.fsdecode(self.port))
+
+    def _share_file(self) -> tuple:
+        identity, self._identity = self._identity, None  # the share removes the file, not this port
+        return self.port, identity
 
     def _open_socket(self) -> socket.socket:
         from twistdlite._unixsock import PidLock, bind_unix

@@ -22,6 +22,22 @@ from twistdlite.error import CannotListenError
 
 log = logging.getLogger("twistdlite")
 
+#: False in a process that serves on sockets another process bound and owns (a worker of
+#: ``twistdlite --workers``): it then never removes their socket files or lock files.
+_owns_files = True
+
+
+def disown_files() -> None:
+    """From now on this process leaves UNIX socket files and ``.lock`` files to the process that made them."""
+    global _owns_files
+    _owns_files = False
+
+
+def owns_files() -> bool:
+    """False once :func:`disown_files` was called in this process."""
+    return _owns_files
+
+
 #: The longest path ``sun_path`` holds, without its terminating NUL.
 MAX_PATH_BYTES = 107 if sys.platform.startswith("linux") else 103
 
@@ -124,10 +140,11 @@ class PidLock:
         """Remove the lock file and let go of the lock."""
         if self.fd is None:
             return
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        if _owns_files:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
         os.close(self.fd)
         self.fd = None
 
@@ -171,8 +188,8 @@ def bind_unix(path: Any, sock_type: int, mode: Optional[int]) -> Tuple[socket.so
 
 
 def remove_socket_file(path: Any, identity: Identity) -> None:
-    """Remove the socket file at ``path`` if it is still the one with ``identity``."""
-    if identity is None:
+    """Remove the socket file at ``path`` if it is still the one with ``identity`` (and this process owns it)."""
+    if identity is None or not _owns_files:
         return
     try:
         info = os.lstat(path)

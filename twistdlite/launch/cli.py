@@ -45,6 +45,38 @@ def _help_reactors(ctx: click.Context, param: click.Parameter, value: bool) -> N
     ctx.exit(0)
 
 
+def _workers(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> int:
+    """``--workers N|auto``: a whole number of at least 1, or the CPUs this process may use."""
+    if value is None:
+        return 1
+    text = value.strip()
+    if text.lower() == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+    try:
+        number = int(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a whole number or 'auto'") from None
+    if number < 1:
+        raise click.BadParameter(f"{number} workers: give at least 1 (1 runs the single process)")
+    return number
+
+
+def _health(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    """``--health ENDPOINT``: a server endpoint string, checked now (not bound)."""
+    if value is None:
+        return None
+    from twistdlite.endpoints import serverFromString
+
+    try:
+        serverFromString(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 #: Where :meth:`TwistdliteGroup.resolve_command` leaves a plugin's own arguments (in ``ctx.meta``).
 PLUGIN_ARGS = "twistdlite.plugin_args"
 
@@ -263,6 +295,19 @@ def _run_plugin(ctx: click.Context, /, **params: Any) -> None:
 @click.option("--shutdown-timeout", type=float, default=30.0, show_default=True, callback=durations.option,
               metavar="SECONDS", help="Exit (non-zero) if the services take longer than this to stop "
                                       f"({durations.HELP}).")
+@click.option("--workers", metavar="N|auto", callback=_workers,
+              help="Run N worker processes on the listening sockets, under a supervisor that restarts "
+                   "them and reloads on SIGHUP; auto: one per usable CPU [default: 1, a single process].")
+@click.option("--worker-timeout", type=float, default=30.0, show_default=True, callback=durations.option,
+              metavar="SECONDS", help="With --workers: kill and replace a worker whose event loop has been "
+                                      "blocked this long.")
+@click.option("--crash-limit", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
+              help="With --workers: stop the pool (exit 1) when workers crash N times within --crash-window.")
+@click.option("--crash-window", type=float, default=30.0, show_default=True, callback=durations.option,
+              metavar="SECONDS", help="The window of --crash-limit.")
+@click.option("--health", metavar="ENDPOINT", callback=_health,
+              help="Answer HTTP GET /livez and /readyz (200 or 503, JSON) at this endpoint, "
+                   "e.g. tcp:8081:interface=0.0.0.0.")
 @click.option("--tap-key", metavar="FILE", envvar="TWISTDLITE_TAP_KEY",
               help="Sign saved .tap files with, and require them signed by, the key in FILE "
                    "[env: TWISTDLITE_TAP_KEY].")
@@ -324,6 +369,11 @@ def make_options(params: dict, pidfile_source: Any = None, plugin: Optional[str]
         reactor=params["reactor"],
         start_timeout=params["start_timeout"],
         shutdown_timeout=params["shutdown_timeout"],
+        workers=params["workers"],
+        worker_timeout=params["worker_timeout"],
+        crash_limit=params["crash_limit"],
+        crash_window=params["crash_window"],
+        health=params["health"],
         logfile=params["logfile"],
         syslog=params["syslog"],
         prefix=params["prefix"],

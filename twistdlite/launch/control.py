@@ -82,7 +82,7 @@ def _probe(path: str, unknown: type = LaunchError) -> PidStatus:
         raise unknown(exc.message) from None
 
 
-@click.command(help="Say whether the daemon runs, and its PID. Exit status: 0 running, "
+@click.command(help="Say whether the daemon runs, and its PID (and its workers' with --workers). Exit status: 0 running, "
                     "1 dead but the pidfile remains, 3 not running, 4 unknown.")
 @click.pass_context
 def status(ctx: click.Context) -> None:
@@ -93,12 +93,39 @@ def status(ctx: click.Context) -> None:
     if found.running:
         pid = f"PID {found.pid}" if found.pid else "PID not written yet (starting)"
         click.echo(f"twistdlite is running, {pid} (pidfile {shown})")
+        _show_workers(path, found.pid)
         ctx.exit(RUNNING)
     if found.exists and found.pid is not None:
         click.echo(f"twistdlite is not running, but its pidfile {shown} remains (it names PID {found.pid})")
         ctx.exit(DEAD_WITH_PIDFILE)
     click.echo(f"twistdlite is not running (no live pidfile at {shown})")
     ctx.exit(NOT_RUNNING)
+
+
+def _show_workers(path: str, pid: Optional[int]) -> None:
+    """With --workers: one line per worker (PID, age, restarts), from the status file beside the pidfile."""
+    from twistdlite.launch.workers import read_status, status_path
+
+    state = read_status(status_path(path))
+    if not state or state.get("supervisor") != pid:
+        return
+    workers = state.get("workers") or []
+    click.echo(f"{len(workers)} workers (wanted {state.get('wanted')}, generation {state.get('generation')}):")
+    now = time.time()
+    for worker in workers:
+        age = max(0.0, now - float(worker.get("started", now)))
+        restarts = int(worker.get("restarts", 0))
+        click.echo(f"  worker {worker.get('number')}: PID {worker.get('pid')}, up {_age(age)}, "
+                   f"{restarts} restart{'s' if restarts != 1 else ''}, {worker.get('state')}"
+                   f"{'' if worker.get('generation') == state.get('generation') else ', previous generation'}")
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @click.command(help="Stop the daemon: send SIGTERM and wait until it has exited.")

@@ -32,6 +32,12 @@ FIELDS: dict = {
     "reactor": "asyncio",
     "start_timeout": 60.0,
     "shutdown_timeout": 30.0,
+    # The pre-fork pool (twistdlite.launch.workers).
+    "workers": 1,              # --workers N (auto: resolved to the usable CPUs by the CLI)
+    "worker_timeout": 30.0,    # a worker whose loop is silent this long is killed and replaced
+    "crash_limit": 5,          # this many worker crashes ...
+    "crash_window": 30.0,      # ... within this many seconds stop the pool (exit 1)
+    "health": None,            # --health ENDPOINT: /livez and /readyz
     # Logging.
     "logfile": None,           # -l; None = the default for the mode; "-" = stdout
     "syslog": False,
@@ -77,6 +83,11 @@ class Options:
     reactor: str
     start_timeout: float
     shutdown_timeout: float
+    workers: int
+    worker_timeout: float
+    crash_limit: int
+    crash_window: float
+    health: Optional[str]
     logfile: Optional[str]
     syslog: bool
     prefix: str

@@ -85,6 +85,10 @@ def _web(options: Options) -> bool:
     return options.plugin == "web" or "twistdlite.web" in sys.modules
 
 
+def _pool(options: Options) -> bool:
+    return options.workers != 1 or bool(options.health)
+
+
 def _debugging(options: Options) -> bool:
     return bool(options.debug or options.profile or options.spew)
 
@@ -136,6 +140,9 @@ register("twistdlite.web", "twistdlite.web.http", "twistdlite.web.http_headers",
          "twistdlite.web.wsgi", "httptools", "email.utils", "email._parseaddr", "calendar", "datetime",
          "html", "urllib.parse", "tempfile", "concurrent.futures", "mimetypes", "twistdlite.error",
          when=_web, optional=True, why="twistdlite.web's request handling, listings, WSGI thread pool")
+# -- --workers: the supervisor and its workers (forked after the drop), --health's responder.
+register("twistdlite.launch.workers", "twistdlite.launch.health", "twistdlite.launch.runner", "ctypes",
+         "collections", when=_pool, why="the pre-fork pool of --workers and the probes of --health")
 # -- -b, --profile, --spew.
 register("twistdlite.launch.debug", "pdb", "cProfile", "profile", "pstats", when=_debugging,
          why="the debugging wrapper")

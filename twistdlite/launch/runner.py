@@ -33,6 +33,7 @@ def run(options: Options) -> int:
 
     reactor.launcher_runs_loop()  # reactor.run() in the .tac: a warning, as under twistd
     application = loader.load(options)                                    # 1
+    pool = pool_module(options)  # --workers: the supervisor's module, imported before --chroot
     logsetup.check(options, application)  # a --logger factory that cannot be found
     if not options.no_save or options.tap_key:
         from twistdlite.launch import persist
@@ -97,11 +98,13 @@ def run(options: Options) -> int:
             if readiness.closed_fds:
                 log.info("Detaching closed descriptors the run does not keep: %s",
                      ", ".join(readiness.closed_fds))
+            # Steps 5-7: in this process, or (--workers) in a supervised pool of worker processes.
+            serve = pool.supervise if pool is not None else run_loop
             if not (options.debug or options.profile or options.spew):
-                return run_loop(options, application, readiness, logs, uid, gid)
+                return serve(options, application, readiness, logs, uid, gid)
             from twistdlite.launch import debug
 
-            return debug.wrap(options, lambda: run_loop(options, application, readiness, logs, uid, gid))
+            return debug.wrap(options, lambda: serve(options, application, readiness, logs, uid, gid))
         except BaseException as exc:
             # Kept only when nothing more precise was reported first.
             readiness.failed(str(exc) if isinstance(exc, LaunchError) else f"{type(exc).__name__}: {exc}")
@@ -112,6 +115,19 @@ def run(options: Options) -> int:
         if pidfile is not None:
             pidfile.release()
         readiness.close()  # a failure reaches the launching command only once the pidfile is gone
+
+
+def pool_module(options: Options) -> Any:
+    """:mod:`~twistdlite.launch.workers` when the run is a supervised pool (or has --health), else None.
+
+    Imported here, before ``--chroot`` and the privilege drop, with what it needs.
+    """
+    if options.workers == 1 and not options.health and not (os.getpid() == 1 and not options.daemonize):
+        return None
+    from twistdlite.launch import workers
+
+    workers.preload()
+    return workers if workers.pooled(options) else None
 
 
 def check_reactor(name: str) -> None:
@@ -182,6 +198,11 @@ def run_loop(options: Options, application: Any, readiness: Readiness, logs: Any
     """Create the loop, serve until told to stop, and tear the loop down."""
     from twistdlite import reactor
 
+    probe = None
+    if options.health:  # the single process answers the probes itself
+        from twistdlite.launch import health
+
+        readiness, probe = health.listen_single(options.health, readiness)
     loop = make_loop(options.reactor)
     asyncio.set_event_loop(loop)
     serving = Serving(options, application, readiness, logs, uid, gid)
@@ -190,6 +211,8 @@ def run_loop(options: Options, application: Any, readiness: Readiness, logs: Any
     try:
         return loop.run_until_complete(main)
     finally:
+        if probe is not None:
+            probe.stopListening()
         reactor.uninstall()
         try:
             for task in asyncio.all_tasks(loop):
@@ -310,11 +333,12 @@ class Serving:
         self.readiness.ready()                                            # 6
         await self.stopping.wait()                                        # 7
         self.notifier.stopping(self.stop_reason)
+        getattr(self.readiness, "stopping", lambda: None)()  # --health: /readyz answers 503 from now
         return await self._stop(service)
 
     async def _start(self, service: Any) -> None:
         """privilegedStartService, drop privileges, startService: all within --start-timeout."""
-        from twistdlite.service import maybe_await, release_privileged
+        from twistdlite.service import maybe_await
 
         loop = asyncio.get_running_loop()
         timeout = self.options.start_timeout
@@ -323,12 +347,7 @@ class Serving:
             raise LaunchError(f"stopped by {self.stop_reason} before the services started")
         try:
             with signals.deadline(timeout):
-                service.privilegedStartService()
-                try:
-                    privileges.drop(self.uid, self.gid, self.options.euid)
-                except BaseException:
-                    release_privileged(service)  # close the bound ports, remove UNIX socket files
-                    raise
+                self._privileged_start(service)
                 result = service.startService()
         except signals.StartDeadline as exc:
             from twistdlite.launch import stacks  # lazily; preload imports it before a confined run
@@ -353,6 +372,17 @@ class Serving:
         if self.stopping.is_set():
             raise LaunchError(f"stopped by {self.stop_reason} before every service had started")
         raise StartError(self._start_timed_out(hung))
+
+    def _privileged_start(self, service: Any) -> None:
+        """privilegedStartService, then drop privileges (a pool's worker: done by its supervisor)."""
+        from twistdlite.service import release_privileged
+
+        service.privilegedStartService()
+        try:
+            privileges.drop(self.uid, self.gid, self.options.euid)
+        except BaseException:
+            release_privileged(service)  # close the bound ports, remove UNIX socket files
+            raise
 
     def _start_timed_out(self, hung: Any) -> str:
         from twistdlite.launch import stacks

@@ -1,0 +1,67 @@
+"""The protocol and services of tests/tacs/workers_app.tac (a module, so the shutdown .tap can hold them).
+
+Shaped by environment variables, as the .tac is.
+
+WORKERS_PORT: the TCP port on 127.0.0.1 (0: any). WORKERS_MODE:
+  serve       an echo server (default); "pid" answers the worker's PID, "version" VERSION,
+              "say" logs a line,
+              "block" blocks the event loop, "crash" exits the worker at once
+  failstart   startService raises in every worker
+  crashloop   every worker exits half a second after it is ready
+  wedge       stopService blocks SIGTERM and SIGALRM and never returns
+  datagram    a UNIX datagram server at WORKERS_PATH
+  client      a TCP client only
+  orphan      as serve, and each worker leaves an orphan (a shell's background sleep)
+"""
+
+import logging
+import os
+import signal
+import subprocess
+import time
+
+from twistdlite import internet, protocol, service
+
+VERSION = "1"  # the .tac sets it
+MODE = os.environ.get("WORKERS_MODE", "serve")
+PORT = int(os.environ.get("WORKERS_PORT", "0"))
+
+
+class Echo(protocol.Protocol):
+    def dataReceived(self, data):
+        for line in data.split(b"\n"):
+            command = line.strip()
+            if command == b"pid":
+                self.transport.write(b"%d\n" % os.getpid())
+            elif command == b"version":
+                self.transport.write(VERSION.encode() + b"\n")
+            elif command == b"say":
+                logging.getLogger("pool").info("hello from %d", os.getpid())
+                self.transport.write(b"said\n")
+            elif command == b"block":
+                time.sleep(3600)
+            elif command == b"crash":
+                os._exit(3)
+            elif command:
+                self.transport.write(command + b"\n")
+
+
+class Misbehaving(service.Service):
+    def startService(self):
+        service.Service.startService(self)
+        if MODE == "failstart":
+            raise RuntimeError("this worker cannot start")
+        if MODE == "crashloop":
+            from twistdlite import reactor
+
+            reactor.callLater(0.5, os._exit, 4)
+        if MODE == "orphan":
+            subprocess.Popen(["sh", "-c", "sleep 0.2 &"]).wait()
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if MODE == "wedge":
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGALRM, signal.SIGINT})
+            time.sleep(3600)
+
+

@@ -1,0 +1,363 @@
+"""``--workers N`` end to end: real supervisors and workers on 127.0.0.1 (see twistdlite/launch/workers.py).
+
+Each test starts one pool and drives it through several items of issue 15, to
+keep the suite lean; every wait polls with a deadline, nothing sleeps blind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon_helpers import Daemons, open_fds
+from support import (ROOT, TWISTDLITE, LineReader, env, is_gone, kill_hard, listening_port, read_pid, run,
+                     spawn, wait_for_file_text, wait_gone, wait_until)
+
+APP = ROOT / "tests" / "tacs" / "workers_app.tac"
+
+
+def ask(port: int, command: bytes = b"pid", timeout: float = 5.0) -> str:
+    """Send one command on a new connection; the answer line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(command + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(100)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode().strip()
+
+
+def workers_of(pid: int) -> set:
+    """The live child processes of ``pid``."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                found.add(int(entry))
+    return found
+
+
+class Load:
+    """New connections at a bounded rate (each asks ``version``) in a thread, counting failures."""
+
+    def __init__(self, port: int, rate: float = 200.0, limit: float = 20.0) -> None:
+        self.port = port
+        self.pause = 1.0 / rate
+        self.limit = limit
+        self.answers: list = []
+        self.failures: list = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        end = time.monotonic() + self.limit
+        while not self.done.is_set() and time.monotonic() < end:
+            try:
+                answer = ask(self.port, b"version")
+                if not answer:
+                    raise ConnectionError("closed without an answer")
+                self.answers.append(answer)
+            except OSError as exc:
+                self.failures.append(repr(exc))
+            time.sleep(self.pause)
+
+    def stop(self) -> "Load":
+        """Stop and wait for the thread."""
+        self.done.set()
+        self.thread.join(10)
+        return self
+
+
+def start_foreground(tmp_path: Path, *args: str, mode: str = "serve", ready: str = r"All \d+ workers are ready"):
+    proc = spawn(["-noy", str(APP), "--pidfile", "", *args], cwd=tmp_path, WORKERS_MODE=mode)
+    out = LineReader(proc)
+    out.wait_for(ready)
+    return proc, out
+
+
+def stop_foreground(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    for pid in list(workers_of(proc.pid)):
+        kill_hard(pid)
+
+
+def test_pool_spreads_connections_replaces_workers_resizes_and_stops(tmp_path):
+    proc, out = start_foreground(tmp_path, "--workers", "2", "--worker-timeout", "1")
+    try:
+        port = listening_port(out.text)
+        assert re.search(r"\[worker 1\] .*starting on", out.text) and re.search(r"\[worker 2\] .*starting on",
+                                                                                 out.text)
+        # Connections reach more than one worker.
+        seen: set = set()
+        for _ in range(400):
+            seen.add(ask(port))
+            if len(seen) == 2:
+                break
+        assert seen == {str(pid) for pid in workers_of(proc.pid)}, seen
+
+        # A worker killed with SIGKILL under load is replaced within a bounded time.
+        load = Load(port)
+        victim = int(sorted(seen)[0])
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        number = out.wait_for(rf"Worker (\d) \(PID {victim}\) was killed by SIGKILL").group(1)
+        new = int(out.wait_for(rf"Worker {number} \(PID (\d+)\) is ready").group(1))
+        replaced_in = time.monotonic() - killed_at
+        load.stop()
+        assert replaced_in < 5.0, replaced_in
+        assert load.answers, load.failures
+        assert new in workers_of(proc.pid) and victim not in workers_of(proc.pid)
+
+        # A worker whose event loop is blocked beyond --worker-timeout is killed and replaced.
+        blocker = socket.create_connection(("127.0.0.1", port), timeout=5)
+        blocker.sendall(b"block\n")
+        blocked = out.wait_for(r"Worker (\d) \(PID (\d+)\) sent no heartbeat for [\d.]+ s "
+                               r"\(--worker-timeout 1\); killing it with SIGKILL")
+        out.wait_for(rf"Worker {blocked.group(1)} \(PID (?!{blocked.group(2)})\d+\) is ready")
+        blocker.close()
+
+        # SIGTTIN adds a worker, SIGTTOU retires one.
+        os.kill(proc.pid, signal.SIGTTIN)
+        third = out.wait_for(r"Worker 3 \(PID (\d+)\) is ready").group(1)
+        assert len(workers_of(proc.pid)) == 3
+        os.kill(proc.pid, signal.SIGTTOU)
+        out.wait_for(rf"Worker 3 \(PID {third}\) stopped\.")
+        wait_until(lambda: len(workers_of(proc.pid)) == 2, what="two workers")
+
+        # SIGTERM stops every worker gracefully, then the supervisor: exit 0.
+        workers = workers_of(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, out.rest()
+        text = out.rest()
+        for pid in workers:
+            assert re.search(rf"Worker \d \(PID {pid}\) stopped\.", text)
+            assert is_gone(pid)
+    finally:
+        stop_foreground(proc)
+
+
+def test_daemon_pool_readiness_status_log_rotation_reload_and_stop(tmp_path):
+    daemons = Daemons()
+    tac = tmp_path / "app.tac"
+    shutil.copy(APP, tac)
+    shutil.copy(APP.parent / "workers_services.py", tmp_path)
+    log = tmp_path / "app.log"
+    try:
+        started = run(["-y", str(tac), "--workers", "2", "--pidfile", "app.pid", "-l", "app.log"], cwd=tmp_path)
+        assert started.returncode == 0, started.stderr
+        # Ready only once every worker is: the line is there when the launching command returns.
+        assert "All 2 workers are ready." in log.read_text()
+        supervisor = daemons.track(read_pid(tmp_path / "app.pid"))
+        workers = workers_of(supervisor)
+        assert len(workers) == 2
+        pidfile = str(tmp_path / "app.pid")
+        for pid in workers:  # the supervisor holds the pidfile and its lock; the workers never do
+            assert pidfile not in open_fds(pid).values()
+        assert pidfile in open_fds(supervisor).values()
+        port = listening_port(log.read_text())
+
+        status = run(["--pidfile", "app.pid", "status"], cwd=tmp_path)
+        assert status.returncode == 0
+        for pid in workers:
+            assert re.search(rf"worker [12]: PID {pid}, up \d+ s, 0 restarts", status.stdout), status.stdout
+
+        # SIGUSR1 rotates the one log file; the workers' lines land in the new one.
+        os.kill(supervisor, signal.SIGUSR1)
+        wait_until(lambda: (tmp_path / "app.log.1").exists(), what="the rotated log")
+        for _ in range(20):
+            ask(port, b"say")
+        assert re.search(r"\[worker [12],Echo,\d+,127\.0\.0\.1\] hello from \d+", log.read_text())
+
+        # SIGHUP under a bounded load of new connections: a new generation, no connection fails.
+        tac.write_text(tac.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
+        load = Load(port, limit=20.0)
+        wait_until(lambda: len(load.answers) > 20, what="load before the reload")
+        os.kill(supervisor, signal.SIGHUP)
+        wait_for_file_text(log, r"Reloaded: generation 2 serving; retiring 2 workers")
+        for pid in workers:
+            wait_for_file_text(log, rf"Worker \d \(PID {pid}\) stopped\.")
+        count = len(load.answers)
+        wait_until(lambda: len(load.answers) > count + 20, what="load after the reload")
+        load.stop()
+        assert load.failures == [], load.failures
+        assert set(load.answers) == {"1", "2"} and load.answers[-1] == "2"
+        second = workers_of(supervisor)
+        assert len(second) == 2 and not second & workers
+
+        # A reload whose .tac has a syntax error: the error is logged, the workers keep serving.
+        tac.write_text(tac.read_text() + "\ndef broken(:\n")
+        os.kill(supervisor, signal.SIGHUP)
+        wait_for_file_text(log, r"Reload failed: .*the running workers keep serving")
+        assert ask(port, b"version") == "2"
+        assert workers_of(supervisor) == second
+
+        stopped = run(["--pidfile", "app.pid", "stop"], cwd=tmp_path)
+        assert stopped.returncode == 0, stopped.stderr
+        text = log.read_text()
+        assert "Saving the application as the supervisor loaded it" in text
+        assert (tmp_path / "pool-shutdown.tap").exists()
+        assert not (tmp_path / "app.pid").exists() and not (tmp_path / "app.pid.workers").exists()
+        for pid in second:
+            wait_gone(pid)
+    finally:
+        daemons.cleanup()
+
+
+def test_a_worker_failing_to_start_fails_the_whole_start(tmp_path):
+    result = run(["-y", str(APP), "--workers", "2", "--pidfile", "f.pid", "-l", "f.log"], cwd=tmp_path,
+                 WORKERS_MODE="failstart")
+    assert result.returncode == 1
+    assert re.fullmatch(r"twistdlite: error: worker [12] \(PID \d+\): start failed: RuntimeError: "
+                        r"this worker cannot start\n", result.stderr), result.stderr
+    assert not (tmp_path / "f.pid").exists()
+    assert "this worker cannot start" in (tmp_path / "f.log").read_text()
+
+
+def test_supervisor_killed_takes_its_workers_and_the_next_start_proceeds(tmp_path):
+    daemons = Daemons()
+    try:
+        args = ["-y", str(APP), "--workers", "2", "--pidfile", "k.pid", "-l", "k.log"]
+        assert run(args, cwd=tmp_path).returncode == 0
+        supervisor = daemons.track(read_pid(tmp_path / "k.pid"))
+        port = listening_port((tmp_path / "k.log").read_text())
+        workers = workers_of(supervisor)
+        os.kill(supervisor, signal.SIGKILL)
+        for pid in workers | {supervisor}:
+            wait_gone(pid, 5)
+        again = run([*args[:-1], "k2.log"], cwd=tmp_path, WORKERS_PORT=str(port))
+        assert again.returncode == 0, again.stderr
+        daemons.track(read_pid(tmp_path / "k.pid"))
+        assert ask(port, b"version") == "1"
+        assert run(["--pidfile", "k.pid", "stop"], cwd=tmp_path).returncode == 0
+    finally:
+        daemons.cleanup()
+
+
+def test_a_crash_loop_stops_the_pool(tmp_path):
+    proc = spawn(["-noy", str(APP), "--pidfile", "", "--workers", "2", "--crash-limit", "3"], cwd=tmp_path,
+                 WORKERS_MODE="crashloop")
+    out = LineReader(proc)
+    try:
+        assert proc.wait(30) == 1
+        text = out.rest()
+        assert "Replacing worker" in text
+        assert re.search(r"Workers crashed 3 times within 30 s \(--crash-limit, --crash-window\): stopping the "
+                         r"pool\. Last error: Worker \d \(PID \d+\) exited with status 4", text), text
+    finally:
+        stop_foreground(proc)
+
+
+def test_a_worker_that_will_not_stop_is_killed_and_the_exit_status_says_so(tmp_path):
+    proc, out = start_foreground(tmp_path, "--workers", "2", "--shutdown-timeout", "0.5", mode="wedge")
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 1
+        assert re.search(r"Worker \d \(PID \d+\) did not stop within 0.5 s; killing it with SIGKILL",
+                         out.rest())
+    finally:
+        stop_foreground(proc)
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("datagram", r"the UNIXDatagramServer cannot be shared by workers"),
+    ("client", r"the application bound no listening stream socket .* \(a client-only application\?\)"),
+])
+def test_applications_that_cannot_be_shared_are_refused(tmp_path, mode, reason):
+    result = run(["-noy", str(APP), "--pidfile", "", "--workers", "2"], cwd=tmp_path, WORKERS_MODE=mode,
+                 WORKERS_PATH=str(tmp_path / "dgram.sock"))
+    assert result.returncode == 1
+    assert re.search(r"twistdlite: error: --workers: " + reason, result.stderr), result.stderr
+    assert not (tmp_path / "dgram.sock").exists()
+
+
+def http_get(port: int, path: str) -> tuple:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_health_endpoint(tmp_path, workers):
+    proc = spawn(["-noy", str(APP), "--pidfile", "", "--workers", workers, "--health",
+                  "tcp:0:interface=127.0.0.1"], cwd=tmp_path)
+    out = LineReader(proc)
+    try:
+        probe = int(out.wait_for(r"HealthProbe starting on (\d+)").group(1))
+        out.wait_for(r"All 2 workers are ready" if workers == "2" else r"ServerFactory starting on")
+        code, body = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(http_get(probe, "/readyz")),
+                                what="/readyz 200")
+        assert body["status"] == "ready"
+        code, body = http_get(probe, "/livez")
+        assert code == 200 and body["status"] == "live", body
+        assert http_get(probe, "/other")[0] == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        stop_foreground(proc)
+
+
+def _unshare() -> str:
+    return shutil.which("unshare") or ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not _unshare(), reason="needs root and unshare(1)")
+def test_as_pid_1_reaps_orphans_and_forwards_sigterm(tmp_path):
+    proc = subprocess.Popen([_unshare(), "--pid", "--fork", "--mount-proc", *TWISTDLITE, "-noy", str(APP),
+                             "--pidfile", ""], cwd=tmp_path, env=env(WORKERS_MODE="orphan"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    out = LineReader(proc)
+    try:
+        out.wait_for(r"Starting 1 workers \(PID 1 supervises them\)")
+        out.wait_for(r"All 1 workers are ready")
+        supervisor = wait_until(lambda: next(iter(workers_of(proc.pid)), None), what="the supervisor")
+        # The worker's shell left a background sleep, adopted by PID 1: once it exits, it is reaped.
+        wait_until(lambda: not any(open(f"/proc/{pid}/comm").read().strip() == "sleep"
+                                   for pid in _children_any_state(supervisor)), what="the orphan reaped")
+        os.kill(supervisor, signal.SIGTERM)
+        assert proc.wait(20) == 0, out.rest()
+        assert re.search(r"Worker 1 \(PID \d+\) stopped\.", out.rest())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _children_any_state(pid: int) -> set:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry))
+    return found
