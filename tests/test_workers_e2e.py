@@ -361,3 +361,25 @@ def _children_any_state(pid: int) -> set:
             if int(fields[1]) == pid:
                 found.add(int(entry))
     return found
+
+
+def test_systemd_hears_ready_when_every_worker_is_and_reloading_at_sighup(tmp_path):
+    from test_notify import Listener
+
+    listener = Listener(str(tmp_path / "notify.sock"))
+    proc = spawn(["-noy", str(APP), "--pidfile", "", "--workers", "2"], cwd=tmp_path,
+                 NOTIFY_SOCKET=listener.address)
+    out = LineReader(proc)
+    try:
+        listener.wait_for("READY")
+        assert "All 2 workers are ready." in out.rest()
+        os.kill(proc.pid, signal.SIGHUP)
+        listener.wait_for("RELOADING")
+        out.wait_for(r"Reloaded: generation 2 serving")
+        wait_until(lambda: listener.keys().count("READY") == 2, what="READY=1 after the reload")
+        proc.send_signal(signal.SIGTERM)
+        listener.wait_for("STOPPING")
+        assert proc.wait(20) == 0, out.rest()
+    finally:
+        listener.close()
+        stop_foreground(proc)

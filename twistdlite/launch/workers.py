@@ -395,6 +395,7 @@ def run_worker(options: Options, application: Any, channel: Channel) -> int:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+            signals.catch_early()  # the loop's handlers are gone: a late SIGTERM must not kill the exit
 
 
 # -- the supervisor's side ------------------------------------------------------------------------
