@@ -26,7 +26,7 @@ def test_a_chroot_or_a_change_of_user_or_group_needs_it(options, ids):
 
 def test_every_registered_module_imports():
     """A misspelt registration would fail every confined run: each name must import here."""
-    everything = Options(chroot="/jail", plugin="web", debug=True)
+    everything = Options(chroot="/jail", plugin="web", debug=True, workers=2)
     names = preload.preload(everything)
     assert names == [entry.module for entry in preload.REGISTRY if entry.module != "uvloop"]
 
