@@ -612,6 +612,21 @@ def test_a_failing_build_leaves_no_half_written_package(capsys, tmp_path, monkey
     assert list(out.iterdir()) == []
 
 
+def test_an_application_on_twistdlite_web_depends_on_the_distributions_httptools():
+    pytest.importorskip("httptools")
+    from twistdlite.packaging import debian, rpm
+
+    params = dict(tapfile=str(EXAMPLES / "web_service.tac"), app_type=None, protocol=None, maintainer=MAINTAINER,
+                  description=None, long_description=None, version="1.0", includes=(), privileged=False,
+                  watchdog=None, keep_state=False, quiet=True)
+    prepared = build.Prepared(cli.make_request("deb", params))
+    assert prepared.system_packages == ["python3-httptools"]
+    assert "Depends: python3 (>= 3.9), adduser, python3-httptools\n" in debian.control(prepared)
+    assert "Requires:       python3-httptools\n" in rpm.spec(prepared)
+    reverser = build.Prepared(cli.make_request("deb", dict(params, tapfile=str(TAC))))
+    assert reverser.system_packages == [] and "@REQUIRES@" not in rpm.spec(reverser)
+
+
 def test_names_and_types_are_guessed_from_the_application_file():
     assert model.default_name("reverse_app") == "reverse-app"
     assert model.default_name("Reverser-shutdown") == "reverser-shutdown"

@@ -66,6 +66,26 @@ def privileged_ports(application: Any) -> List[int]:
     return sorted(set(found))
 
 
+#: Parts of twistdlite that need a compiled library an architecture-independent package cannot
+#: carry: the distributions' package that provides it (same name in Debian and Fedora).
+COMPILED_NEEDS = {"twistdlite.web": "python3-httptools"}
+
+
+def system_packages(application: Any) -> List[str]:
+    """The distribution packages the application needs besides ``python3`` (twistdlite.web: httptools)."""
+    found = set()
+    for service in services(application):
+        for obj in (service, getattr(service, "factory", None)):
+            if obj is None:
+                continue
+            for cls in type(obj).__mro__:
+                module = cls.__module__ or ""
+                for prefix, package in COMPILED_NEEDS.items():
+                    if module == prefix or module.startswith(prefix + "."):
+                        found.add(package)
+    return sorted(found)
+
+
 def _walk(directory: str) -> Iterator[str]:
     for top, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))

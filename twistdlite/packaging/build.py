@@ -110,6 +110,8 @@ class Prepared:
         self.app_name = str(getattr(app, "name", None) or "twistd")
         self.privileged_ports = application.privileged_ports(app)
         self.privileged = request.privileged or bool(self.privileged_ports)
+        #: Distribution packages to depend on for compiled libraries the package cannot carry.
+        self.system_packages = application.system_packages(app)
         self.app_files = application.app_files(request.app_file, request.includes)
         self.lib_files = vendor.library_files()
         self.layout = Layout(request.name, os.path.basename(request.app_file), request.app_type, self.app_name)

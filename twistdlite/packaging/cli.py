@@ -110,6 +110,8 @@ def _report(kind: str, paths: List[str], prepared: Any) -> None:
     if prepared.privileged_ports:
         ports = ", ".join(str(port) for port in prepared.privileged_ports)
         click.echo(f"the application listens on port {ports}: the unit grants CAP_NET_BIND_SERVICE")
+    for package in prepared.system_packages:
+        click.echo(f"the application needs a compiled library the package cannot carry: it depends on {package}")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},

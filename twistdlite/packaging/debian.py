@@ -29,7 +29,8 @@ def control(prepared: Prepared) -> str:
     r = prepared.request
     return (f"Source: {r.name}\nSection: net\nPriority: optional\n"
             f"Maintainer: {r.maintainer} <{r.email}>\nRules-Requires-Root: no\nStandards-Version: 4.6.2\n\n"
-            f"Package: {r.name}\nArchitecture: all\nDepends: python3 (>= 3.9), adduser\n"
+            f"Package: {r.name}\nArchitecture: all\n"
+            f"Depends: {', '.join(['python3 (>= 3.9)', 'adduser'] + prepared.system_packages)}\n"
             f"{description_field(prepared.description, r.long_description)}\n")
 
 

@@ -36,7 +36,8 @@ def spec(prepared: Prepared) -> str:
               "LICENSE": license_of(prepared), "DESCRIPTION": r.long_description.strip().replace("%", "%%"),
               "GECOS": prepared.description.replace('"', "'").replace("%", "%%")[:60],
               "DATE": date, "PACKAGER": f"{r.maintainer} <{r.email}>".replace("%", "%%"),
-              "APPFILE": os.path.basename(r.app_file).replace("%", "%%")}
+              "APPFILE": os.path.basename(r.app_file).replace("%", "%%"),
+              "REQUIRES": "".join(f"Requires:       {package}\n" for package in prepared.system_packages)}
     return template("rpm/spec", values)
 
 
