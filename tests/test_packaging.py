@@ -529,6 +529,9 @@ def test_a_missing_application_file_is_one_line_exit_1_and_nothing_written(kind,
     assert code == 1 and "does not exist" in err
     code, err = failing(kind, capsys, "-t", str(tmp_path), "-y", "python", "-m", MAINTAINER, "-p", "x1")
     assert code == 1 and "not a readable file" in err
+    code, err = failing(kind, capsys, "-t", str(TAC), "-m", MAINTAINER, "--include", str(tmp_path / "gone.py"),
+                        "-d" if kind == "deb" else "--rpmfile", str(tmp_path / f"x.{kind}"))
+    assert code == 1 and "--include" in err and "no such file" in err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from twistdlite.launch.errors import LoadError, UsageError
+from twistdlite.launch.errors import LoadError
 
 #: Directory names never copied with an application (caches, VCS data, virtual environments).
 SKIPPED_DIRS = {"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".mypy_cache",
@@ -114,7 +114,7 @@ def app_files(app_file: str, includes: Sequence[str] = ()) -> Dict[str, str]:
                 files.setdefault(os.path.relpath(source, directory), source)
     for include in includes:
         if not os.path.exists(include):
-            raise UsageError(f"--include {include!r}: no such file or directory")
+            raise LoadError(f"--include {include!r}: no such file or directory")
         include = os.path.abspath(include)
         base = os.path.basename(include.rstrip(os.sep))
         if os.path.isdir(include):

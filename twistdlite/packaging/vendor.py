@@ -13,6 +13,7 @@ import importlib.metadata
 import importlib.util
 import os
 import re
+import sys
 from typing import Dict, List, Set
 
 from twistdlite.launch.errors import LaunchError
@@ -39,7 +40,7 @@ def distributions(root: str = ROOT_DISTRIBUTION) -> List[importlib.metadata.Dist
         try:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
-            raise LaunchError(f"{name} is not installed in this Python ({os.sys.executable}); "
+            raise LaunchError(f"{name} is not installed in this Python ({sys.executable}); "
                               "the package needs to carry it") from None
         found[key] = dist
         for requirement in dist.requires or []:
