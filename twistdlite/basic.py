@@ -315,18 +315,42 @@ class NetstringReceiver(Protocol):
             self.transport.loseConnection()
 
 
+class _Recvd:
+    """``IntNStringReceiver.recvd``: what has been received and not yet parsed (read it, or set it).
+
+    Read inside ``stringReceived`` it is the data after the string being
+    handed on (what protocol switching passes to the next protocol); set
+    there (or between calls), parsing goes on from the new value.
+    A non-data descriptor: setting it stores ``recvd`` on the instance,
+    which ``dataReceived`` takes up as its buffer.
+    """
+
+    def __get__(self, instance: Any, owner: Optional[type] = None) -> Any:
+        if instance is None:
+            return self
+        if instance._parsing:
+            return instance._buffer[instance._offset:]
+        if instance._pending is not None:
+            return b"".join(instance._pending)
+        return instance._buffer
+
+
 class IntNStringReceiver(Protocol):
     """Receives strings each prefixed with its length as a big-endian integer.
 
     Subclasses set ``structFormat`` and ``prefixLength``. ``stringReceived``
     gets each payload; a length over ``MAX_LENGTH`` calls
     ``lengthLimitExceeded``, which by default drops the connection.
+    :attr:`recvd` is the data received and not yet parsed, as in Twisted.
     """
 
     MAX_LENGTH = 99999
     structFormat = "!I"
     prefixLength = 4
+    recvd = _Recvd()
     _buffer = b""
+    _offset = 0  # while parsing: where the data after the string being handed on starts in _buffer
+    _parsing = False
     # A string longer than what has arrived of it: its chunks, joined once it is whole
     # (adding each chunk to one buffer would copy a long string over and over).
     _pending: Optional[list] = None
@@ -343,7 +367,10 @@ class IntNStringReceiver(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         """Parse length-prefixed strings out of the data."""
-        if self._pending is not None:
+        if "recvd" in self.__dict__:  # set by the application between calls: parse from it
+            buffer = self.__dict__.pop("recvd") + data
+            self._pending = None
+        elif self._pending is not None:
             self._pending.append(data)
             self._pending_size += len(data)
             if self._pending_size < self._pending_need:
@@ -357,21 +384,32 @@ class IntNStringReceiver(Protocol):
         fmt = self.structFormat
         end = len(buffer)
         waiting = 0
-        while end - offset >= prefix:
-            if self.transport is not None and self.transport.disconnecting:
-                self._buffer = b""
-                return
-            (length,) = struct.unpack_from(fmt, buffer, offset)
-            if length > self.MAX_LENGTH:
-                self._buffer = b""
-                self.lengthLimitExceeded(length)
-                return
-            start = offset + prefix
-            if end - start < length:
-                waiting = prefix + length
-                break
-            offset = start + length
-            self.stringReceived(buffer[start:offset])
+        self._buffer = buffer
+        self._parsing = True
+        try:
+            while end - offset >= prefix:
+                if self.transport is not None and self.transport.disconnecting:
+                    self._buffer = b""
+                    return
+                (length,) = struct.unpack_from(fmt, buffer, offset)
+                if length > self.MAX_LENGTH:
+                    self._offset = offset
+                    self.lengthLimitExceeded(length)
+                    self._buffer = buffer[offset:]
+                    return
+                start = offset + prefix
+                if end - start < length:
+                    waiting = prefix + length
+                    break
+                offset = start + length
+                self._offset = offset
+                self.stringReceived(buffer[start:offset])
+                if "recvd" in self.__dict__:  # stringReceived set recvd: parse on from it
+                    buffer = self._buffer = self.__dict__.pop("recvd")
+                    offset = 0
+                    end = len(buffer)
+        finally:
+            self._parsing = False
         rest = buffer[offset:] if offset else buffer
         if waiting:
             self._buffer = b""
