@@ -134,7 +134,7 @@ def test_looping_call_start_and_stop_misuse():
     assert lc.running
 
 
-def test_an_exception_in_the_looping_function_is_logged_and_the_calls_go_on(caplog):
+def test_an_exception_in_the_looping_function_stops_the_loop_and_fails_the_start_deferred():
     clock = Clock()
     calls: list = []
 
@@ -145,11 +145,23 @@ def test_an_exception_in_the_looping_function_is_logged_and_the_calls_go_on(capl
 
     lc = LoopingCall(flaky)
     lc.clock = clock
-    lc.start(1)
+    failures: list = []
+    lc.start(1).addErrback(failures.append)  # Twisted's idiom
     clock.pump([1, 1, 1])
-    assert calls == [0, 1, 2, 3]
-    assert "flaky failed" in caplog.text
-    assert [r for r in caplog.records if r.exc_info and r.exc_info[0] is ValueError]
+    assert calls == [0, 1] and not lc.running and clock.getDelayedCalls() == []
+    assert len(failures) == 1 and failures[0].check(ValueError)
+
+
+def test_the_start_deferred_fires_with_the_looping_call_when_stopped():
+    clock = Clock()
+    lc = LoopingCall(lambda: None)
+    lc.clock = clock
+    ended: list = []
+    lc.start(1).addCallback(ended.append)
+    clock.advance(1)
+    assert ended == []
+    lc.stop()
+    assert ended == [lc]
 
 
 def test_an_async_looping_function_is_awaited_before_the_next_call():
@@ -202,14 +214,15 @@ def test_timer_service_stop_stops_it_and_it_can_start_again():
     svc, clock, calls = timer(1.0)
     svc.startService()
     clock.advance(1)
-    assert svc.stopService() is None
+    stopped = svc.stopService()  # a Deferred, fired once no call is in progress
+    assert stopped.called and stopped.result is None
     assert not svc.running and clock.getDelayedCalls() == []
     clock.advance(10)
     assert len(calls) == 2
     svc.startService()
     assert len(calls) == 3 and calls[-1][0] == 11
     svc.stopService()
-    assert svc.stopService() is None  # stopping twice is harmless
+    assert svc.stopService().called  # stopping twice is harmless
 
 
 def test_an_exception_in_the_timer_callable_is_logged_and_the_timer_goes_on(caplog):

@@ -9,22 +9,28 @@ from typing import Any, Awaitable, Callable, Generator, Optional
 log = logging.getLogger("twistdlite")
 
 
-class Done:
-    """An awaitable that is already complete (``await Done(x)`` gives ``x`` at once).
+def Done(result: Any = None) -> Any:
+    """A Deferred already fired with ``result`` (``await Done(x)`` gives ``x`` at once).
 
     Returned by calls whose work is done synchronously but whose Twisted
-    counterpart returns a Deferred, so both ``port.stopListening()`` and
-    ``await port.stopListening()`` work, with or without a running loop.
+    counterpart returns a Deferred, so ``port.stopListening().addCallback(f)``,
+    ``port.stopListening()`` and ``await port.stopListening()`` all work, with
+    or without a running loop.
     """
+    from twistdlite.defer import succeed
 
-    __slots__ = ("result",)
+    return succeed(result)
 
-    def __init__(self, result: Any = None) -> None:
-        self.result = result
 
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self.result
-        yield  # pragma: no cover - makes this a generator
+def as_deferred(awaitable: Any) -> Any:
+    """A Deferred (also awaitable) for an asyncio Future, a :class:`LateFuture`, a coroutine or a Deferred."""
+    from twistdlite.defer import Deferred, ensureDeferred
+
+    if isinstance(awaitable, Deferred):
+        return awaitable
+    if isinstance(awaitable, LateFuture) or asyncio.isfuture(awaitable):
+        return Deferred.fromFuture(awaitable)
+    return ensureDeferred(awaitable)
 
 
 def _reactor_loop() -> Any:

@@ -3,8 +3,8 @@
 Exported by ``twistdlite.internet``. The service connects when started; when
 an attempt fails or the connection is lost it waits ``retryPolicy(n)`` seconds
 (``n`` counts the failures since the last success) and tries again, logging
-each failure, until stopped. :meth:`ClientService.whenConnected` returns an
-awaitable of the connected protocol.
+each failure, until stopped. :meth:`ClientService.whenConnected` returns a
+Deferred (also awaitable) of the connected protocol.
 """
 
 from __future__ import annotations
@@ -140,7 +140,9 @@ class ClientService(Service):
             return Done()
         close = getattr(transport, "loseConnection", None) or transport.close
         close()
-        return self._wait_lost(proto, transport, was_running)
+        from twistdlite.defer import ensureDeferred
+
+        return ensureDeferred(self._wait_lost(proto, transport, was_running))
 
     def _stop_factory(self, was_running: bool) -> None:
         if was_running and hasattr(self.factory, "doStop"):
@@ -162,26 +164,25 @@ class ClientService(Service):
             self._stop_factory(was_running)
 
     def whenConnected(self, failAfterFailures: Optional[int] = None) -> Any:
-        """An awaitable (asyncio Future) of the connected protocol; callable at any time.
+        """A Deferred (also awaitable) of the connected protocol; callable at any time.
 
-        It completes at once when connected. With ``failAfterFailures=N`` it
+        It fires at once when connected. With ``failAfterFailures=N`` it
         fails with the last connection error after N more failed attempts; it
-        is cancelled when the service stops. Asked before the event loop
-        exists (in a ``.tac``), it is a Future-like object that becomes a
-        Future on the loop once the loop exists.
+        fails with ``CancelledError`` when the service stops. It may be asked
+        for before the event loop exists (in a ``.tac``).
         """
-        from twistdlite._aio import reactor_future
+        from twistdlite.defer import Deferred
 
-        future = reactor_future()
+        waiter = Deferred()
         if self._proto is not None:
-            future.set_result(self._proto)
+            waiter.callback(self._proto)
         elif self._stopped:
-            future.cancel()
+            waiter.cancel()
         else:
             if self._waiters is None:
                 self._waiters = []
-            self._waiters.append([future, failAfterFailures])
-        return future
+            self._waiters.append([waiter, failAfterFailures])
+        return waiter
 
     # -- the connection cycle --------------------------------------------------------
     def _clock(self) -> Any:
@@ -275,9 +276,9 @@ class ClientService(Service):
         self._last_error = None
         log.info("Connected to %s", self.endpoint)
         waiters, self._waiters = self._waiters or [], None
-        for future, _ in waiters:
-            if not future.done():
-                future.set_result(proto)
+        for waiter, _ in waiters:
+            if not waiter.called:
+                waiter.callback(proto)
 
     def _attempt_failed(self, error: BaseException) -> None:
         if not self.running:
@@ -315,16 +316,18 @@ class ClientService(Service):
             return
         keep = []
         for entry in self._waiters:
-            future, remaining = entry
-            if future.done():
+            waiter, remaining = entry
+            if waiter.called:
                 continue
             if error is None:
-                future.cancel()
+                waiter.cancel()  # fails with CancelledError
                 continue
             if remaining is not None:
                 remaining -= 1
                 if remaining <= 0:
-                    future.set_exception(error)
+                    from twistdlite.failure import Failure
+
+                    waiter.errback(error if isinstance(error, Failure) else Failure(error))
                     continue
                 entry[1] = remaining
             keep.append(entry)

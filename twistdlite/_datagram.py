@@ -315,7 +315,9 @@ class DatagramPort:
             sock.close()
         self._closed()
         if transport is not None and self._lost is not None:
-            return self._lost
+            from twistdlite._aio import as_deferred
+
+            return as_deferred(self._lost)
         return Done()
 
     loseConnection = stopListening

@@ -17,6 +17,7 @@ __all__ = [
     "Int16StringReceiver",
     "Int8StringReceiver",
     "StringTooLongError",
+    "FileSender",
 ]
 
 
@@ -445,3 +446,54 @@ class Int8StringReceiver(IntNStringReceiver):
 
     structFormat = "!B"
     prefixLength = 1
+
+
+class FileSender:
+    """Send a file to a consumer (a transport) as a pull producer, chunk by chunk, as Twisted's.
+
+    ``beginFileTransfer(file, consumer, transform=None)`` registers itself
+    with ``consumer`` and returns a Deferred fired with the last byte sent once
+    the whole file is written (or failed if the consumer stops it first).
+    ``transform``, if given, maps each chunk before it is written.
+    """
+
+    CHUNK_SIZE = 2 ** 14
+    lastSent = b""
+    deferred: Any = None
+
+    def beginFileTransfer(self, file: Any, consumer: Any, transform: Any = None) -> Any:
+        """Start sending ``file`` to ``consumer``; returns the Deferred of the transfer."""
+        from twistdlite.defer import Deferred
+
+        self.file = file
+        self.consumer = consumer
+        self.transform = transform
+        self.deferred = deferred = Deferred()
+        self.consumer.registerProducer(self, False)
+        return deferred
+
+    def resumeProducing(self) -> None:
+        """Write the next chunk; at the end of the file, unregister and fire the Deferred."""
+        chunk = b""
+        if self.file:
+            chunk = self.file.read(self.CHUNK_SIZE)
+        if not chunk:
+            self.file = None
+            self.consumer.unregisterProducer()
+            if self.deferred:
+                self.deferred.callback(self.lastSent)
+                self.deferred = None
+            return
+        if self.transform:
+            chunk = self.transform(chunk)
+        self.consumer.write(chunk)
+        self.lastSent = chunk[-1:]
+
+    def pauseProducing(self) -> None:
+        """Nothing to do: a pull producer only writes when asked."""
+
+    def stopProducing(self) -> None:
+        """The consumer stops the transfer: the Deferred fails."""
+        if self.deferred:
+            self.deferred.errback(Exception("Consumer asked us to stop producing"))
+            self.deferred = None

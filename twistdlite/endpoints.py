@@ -1,9 +1,10 @@
 """Endpoints, mirroring ``twisted.internet.endpoints``: where to listen or connect, as objects or strings.
 
-A server endpoint has ``listen(factory)``, returning an awaitable of the
-listening port (``port.getHost()``, ``port.stopListening()``); a client
-endpoint has ``connect(factory)``, returning an awaitable (an asyncio Future)
-of the connected protocol, which fails with a ``twistdlite.error.ConnectError``.
+A server endpoint has ``listen(factory)``, returning a Deferred (also
+awaitable) of the listening port (``port.getHost()``, ``port.stopListening()``);
+a client endpoint has ``connect(factory)``, returning a Deferred (also
+awaitable) of the connected protocol, which fails with a
+``twistdlite.error.ConnectError``.
 The ``reactor`` argument that Twisted's constructors take first is accepted
 for porting and may be left out: ``TCP4ServerEndpoint(reactor, 8080)`` and
 ``TCP4ServerEndpoint(8080)`` are the same.
@@ -137,8 +138,10 @@ class _ServerEndpoint:
         raise NotImplementedError
 
     def listen(self, protocolFactory: Any) -> Any:
-        """Listen with ``protocolFactory``; returns an awaitable of the listening port."""
-        return _listening(self._make_port(protocolFactory))
+        """Listen with ``protocolFactory``; returns a Deferred (also awaitable) of the listening port."""
+        from twistdlite._aio import as_deferred
+
+        return as_deferred(_listening(self._make_port(protocolFactory)))
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name, _ in self._spec)
@@ -157,8 +160,10 @@ class _ClientEndpoint:
         raise NotImplementedError
 
     def connect(self, protocolFactory: Any) -> Any:
-        """Connect; returns an awaitable (asyncio Future) of the connected protocol."""
-        return _connecting(self._make_connector(protocolFactory))
+        """Connect; returns a Deferred (also awaitable) of the connected protocol (cancel it to stop connecting)."""
+        from twistdlite._aio import as_deferred
+
+        return as_deferred(_connecting(self._make_connector(protocolFactory)))
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name, _ in self._spec

@@ -87,12 +87,14 @@ class _PortService(Service):
             raise
 
     def stopService(self) -> Any:
-        """Stop listening and close this service's connections; returns an awaitable."""
+        """Stop listening and close this service's connections; returns a Deferred (also awaitable)."""
+        from twistdlite.defer import ensureDeferred, succeed
+
         Service.stopService(self)
         port, self._port = self._port, None
         if port is None:
-            return None
-        return self._stop_port(port)
+            return succeed(None)
+        return ensureDeferred(self._stop_port(port))
 
     @staticmethod
     async def _stop_port(port: Any) -> None:
@@ -308,7 +310,9 @@ class _ClientService(Service):
         self._connection.connect()
 
     def stopService(self) -> Any:
-        """Stop connecting or disconnect; returns an awaitable that waits (bounded) for the close."""
+        """Stop connecting or disconnect; returns a Deferred that fires (bounded) once closed."""
+        from twistdlite.defer import ensureDeferred
+
         Service.stopService(self)
         connector, self._connection = self._connection, None
         if connector is None:
@@ -319,7 +323,7 @@ class _ClientService(Service):
         connector.disconnect()
         if connector.state == "disconnected":
             return Done()
-        return _wait_disconnected(connector)
+        return ensureDeferred(_wait_disconnected(connector))
 
     def _getConnection(self) -> Any:
         """The connector (Twisted's private accessor, kept for porting)."""
@@ -410,13 +414,16 @@ class UNIXClient(_ClientService):
 class TimerService(Service):
     """Call ``callable(*args, **kwargs)`` every ``step`` seconds, starting at once.
 
-    An exception in the callable is logged and the timer goes on. Set
-    ``clock`` (an object with ``seconds()`` and ``callLater()``, such as
-    ``twistdlite.task.Clock``) to drive it from a fake clock in tests.
+    An exception in the callable (or a failure of the Deferred or awaitable it
+    returns) is logged and the timer goes on. Set ``clock`` (an object with
+    ``seconds()`` and ``callLater()``, such as ``twistdlite.task.Clock``) to
+    drive it from a fake clock in tests. ``stopService`` returns a Deferred
+    fired once a call in progress has completed.
     """
 
     clock: Any = None
     _loop: Any = None
+    _finished: Any = None
 
     def __init__(self, step: float, callable: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self.step = step
@@ -425,6 +432,7 @@ class TimerService(Service):
     def __getstate__(self) -> dict:
         state = Service.__getstate__(self)
         state.pop("_loop", None)
+        state.pop("_finished", None)
         return state
 
     def startService(self) -> None:
@@ -432,18 +440,38 @@ class TimerService(Service):
         from twistdlite.task import LoopingCall
 
         Service.startService(self)
-        func, args, kwargs = self.call
-        self._loop = LoopingCall(func, *args, **kwargs)
+        self._loop = LoopingCall(self._tick)
         self._loop.clock = self.clock
-        self._loop.start(self.step, now=True)
+        self._finished = self._loop.start(self.step, now=True)
 
-    def stopService(self) -> Optional[Any]:
-        """Stop calling; returns the awaitable of a call still in progress, if any."""
+    def _tick(self) -> Any:
+        func, args, kwargs = self.call
+        try:
+            result = func(*args, **kwargs)
+        except Exception:
+            log.exception("Unhandled error in timer call %r", func)
+            return None
+        if result is None or not hasattr(type(result), "__await__"):
+            return None
+        from twistdlite.defer import ensureDeferred
+
+        def failed(failure: Any) -> None:
+            log.error("Unhandled error in timer call %r", func,
+                      exc_info=(failure.type, failure.value, failure.tb))
+
+        return ensureDeferred(result).addErrback(failed)
+
+    def stopService(self) -> Any:
+        """Stop calling; returns a Deferred fired (with None) once a call in progress has completed."""
+        from twistdlite.defer import succeed
+
         Service.stopService(self)
         loop, self._loop = self._loop, None
-        if loop is not None and loop.running:
-            return loop.stop()
-        return None
+        finished, self._finished = self._finished, None
+        if loop is None or not loop.running or finished is None:
+            return succeed(None)
+        loop.stop()
+        return finished.addCallback(lambda _: None)
 
 
 def __getattr__(name: str) -> Any:

@@ -24,6 +24,7 @@ __all__ = [
     "DatagramProtocol",
     "ConnectedDatagramProtocol",
     "ProcessProtocol",
+    "FileWrapper",
     "connectionDone",
 ]
 
@@ -352,3 +353,69 @@ class ProcessProtocol(BaseProtocol):
 
     def processEnded(self, reason: Failure) -> None:
         """The child has exited and every pipe is closed; override it."""
+
+
+class FileWrapper:
+    """A transport that writes to a file object (for protocol tests and file-backed protocols), as Twisted's.
+
+    ``write``/``writeSequence`` go to ``file``; ``loseConnection`` marks it
+    ``closed``; a producer registered as not streaming is resumed at once.
+    """
+
+    closed = 0
+    disconnecting = 0
+    producer: Any = None
+    streamingProducer = 0
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` to the file (an error writing is ignored, as in Twisted)."""
+        try:
+            self.file.write(data)
+        except Exception:
+            self.handleException()
+
+    def writeSequence(self, iovec: Any) -> None:
+        """Write each of ``iovec``."""
+        self.write(b"".join(iovec))
+
+    def handleException(self) -> None:
+        """Called when writing fails; ignores the error."""
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Take ``producer``; a pull producer (``streaming`` false) is asked for data at once."""
+        self.producer = producer
+        self.streamingProducer = streaming
+        if not streaming:
+            producer.resumeProducing()
+
+    def unregisterProducer(self) -> None:
+        """Forget the producer."""
+        self.producer = None
+
+    def stopConsuming(self) -> None:
+        """Forget the producer and close."""
+        self.unregisterProducer()
+        self.loseConnection()
+
+    def loseConnection(self) -> None:
+        """Mark the wrapper closed (the file is left open)."""
+        self.closed = 1
+
+    def getPeer(self) -> Any:
+        """``("file", "file")``."""
+        return ("file", "file")
+
+    getHost = getPeer
+
+    def pauseProducing(self) -> None:
+        """Nothing to pause."""
+
+    def resumeProducing(self) -> None:
+        """Nothing to resume."""
+
+    def stopProducing(self) -> None:
+        """Close."""
+        self.loseConnection()

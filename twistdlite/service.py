@@ -8,6 +8,7 @@ starts and stops synchronously, with no event loop at all, as in Twisted.
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any, Awaitable, Iterator, Optional, Protocol, runtime_checkable
 
@@ -99,6 +100,25 @@ class IProcess(Protocol, metaclass=_AdaptingProtocolMeta):
 def _isawaitable(result: Any) -> bool:
     """True when ``result`` can be awaited (cheaper than importing inspect)."""
     return result is not None and hasattr(type(result), "__await__")
+
+
+def _fired(result: Any) -> Any:
+    """For a Deferred that has already fired: ``(True, value)`` or ``(False, exception)`` (its failure handled).
+
+    None for anything else (a pending Deferred, a coroutine, a future...).
+    """
+    defer = sys.modules.get("twistdlite.defer")  # not imported: result cannot be a Deferred
+    if defer is None or not isinstance(result, defer.Deferred) or not result.called or result.paused:
+        return None
+    outcome: list = []
+    result.addBoth(outcome.append)
+    if not outcome:
+        return None
+    value = outcome[0]
+    error = getattr(value, "value", None)
+    if isinstance(error, BaseException) and hasattr(value, "getTraceback"):  # a Failure
+        return (False, error)
+    return (True, value)
 
 
 #: Tasks started by :func:`_schedule`, kept until done (the loop itself keeps only weak references).
@@ -333,9 +353,9 @@ class MultiService(Service):
                 _log_stop_error(child)
 
     def stopService(self) -> Optional[Awaitable[Any]]:
-        """Stop the children in reverse order, awaiting any that returns an awaitable.
+        """Stop the children in reverse order, awaiting any that returns an awaitable; returns a Deferred.
 
-        A child whose stop fails does not keep its siblings running: every
+        The Deferred (also awaitable) fires once every child has stopped. A child whose stop fails does not keep its siblings running: every
         child is stopped, then the first error is raised.
         """
         Service.stopService(self)
@@ -347,10 +367,19 @@ class MultiService(Service):
             except Exception as exc:
                 errors.append(exc)
                 continue
+            fired = _fired(result)  # a Deferred already fired: done, as a synchronous stop
+            if fired is not None:
+                if not fired[0]:
+                    errors.append(fired[1])
+                continue
             if _isawaitable(result):
-                return self._stop_rest(children, index, result, errors)
+                from twistdlite.defer import ensureDeferred
+
+                return ensureDeferred(self._stop_rest(children, index, result, errors))
         _raise_first(errors)
-        return None
+        from twistdlite.defer import succeed
+
+        return succeed(None)
 
     async def _stop_rest(self, children: list, index: int, pending: Awaitable[Any],
                          errors: list) -> None:

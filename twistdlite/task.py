@@ -1,19 +1,16 @@
-"""Repeating calls and a deterministic clock, mirroring ``twisted.internet.task``.
+"""Repeating calls, delayed calls and a deterministic clock, mirroring ``twisted.internet.task``.
 
 :class:`LoopingCall` runs a function every ``interval`` seconds on a clock
-(the reactor by default). :class:`Clock` is a fake clock for tests: time only
-moves when :meth:`Clock.advance` is called.
+(the reactor by default); :func:`deferLater` is a Deferred of a call made
+later. :class:`Clock` is a fake clock for tests: time only moves when
+:meth:`Clock.advance` is called.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Optional
 
-__all__ = ["LoopingCall", "Clock"]
-
-log = logging.getLogger("twistdlite")
-
+__all__ = ["LoopingCall", "Clock", "deferLater"]
 
 def _default_clock() -> Any:
     from twistdlite import reactor
@@ -22,11 +19,16 @@ def _default_clock() -> Any:
 
 
 class LoopingCall:
-    """Call ``f(*a, **kw)`` every ``interval`` seconds; errors are logged and the calls go on.
+    """Call ``f(*a, **kw)`` every ``interval`` seconds, as Twisted's ``LoopingCall``.
 
-    The schedule is fixed to the start time (no drift); calls that would have
-    run while a slow call was still busy are skipped, not bunched up. When ``f``
-    returns an awaitable, the next call waits until it completes.
+    :meth:`start` returns a Deferred (also awaitable) that fires with the
+    LoopingCall itself when :meth:`stop` is called, or fails, stopping the
+    loop, when ``f`` raises (``lc.start(5).addErrback(report)``). When ``f``
+    returns a Deferred or any awaitable, the next call waits until it
+    completes (a failure stops the loop the same way). The schedule is fixed to
+    the start time (no drift); calls that would have run while a slow call was
+    still busy are skipped, not bunched up. A LoopingCall on the default
+    clock pickles (in a ``.tap``) stopped, without its timer.
     """
 
     def __init__(self, f: Callable[..., Any], *a: Any, **kw: Any) -> None:
@@ -40,9 +42,20 @@ class LoopingCall:
         self._start_time = 0.0
         self._count = 0
         self._busy: Any = None  # the awaitable of a call still in progress
+        self._deferred: Any = None  # what start() returned, until the loop ends
 
-    def start(self, interval: float, now: bool = True) -> None:
-        """Start calling every ``interval`` seconds (at once too when ``now``)."""
+    def __getstate__(self) -> dict:
+        """Pickled stopped: no timer, no call in progress; the default clock (the reactor) is not kept."""
+        state = self.__dict__.copy()
+        state.update(running=False, call=None, _busy=None, _deferred=None)
+        if state.get("clock") is _default_clock():
+            state["clock"] = None
+        return state
+
+    def start(self, interval: float, now: bool = True) -> Any:
+        """Start calling every ``interval`` seconds (at once too when ``now``); returns the Deferred of the loop's end."""
+        from twistdlite.defer import Deferred
+
         if self.running:
             raise RuntimeError("Tried to start an already running LoopingCall.")
         if interval < 0:
@@ -53,13 +66,18 @@ class LoopingCall:
         self.interval = interval
         self._start_time = self.clock.seconds()
         self._count = 0
+        deferred = self._deferred = Deferred()
         if now:
             self()
         else:
             self._schedule_next()
+        return deferred
 
     def stop(self) -> Any:
-        """Stop; returns the awaitable of a call still in progress, if any."""
+        """Stop; the Deferred :meth:`start` returned fires (once a call in progress completes).
+
+        Returns the awaitable of a call still in progress, if any.
+        """
         if not self.running:
             raise RuntimeError("Tried to stop a LoopingCall that was not running.")
         self.running = False
@@ -67,7 +85,35 @@ class LoopingCall:
             if self.call.active():
                 self.call.cancel()
             self.call = None
+        if self._busy is None:
+            self._finish(None)
         return self._busy
+
+    def reset(self) -> None:
+        """Restart the schedule from now (the next call is ``interval`` from now)."""
+        if not self.running:
+            raise RuntimeError("Tried to reset a LoopingCall that was not running.")
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self._start_time = self.clock.seconds()
+        self._count = 0
+        self._schedule_next()
+
+    def _finish(self, failure: Any) -> None:
+        deferred, self._deferred = self._deferred, None
+        if deferred is None:
+            return
+        if failure is None:
+            deferred.callback(self)
+        else:
+            deferred.errback(failure)
+
+    def _failed(self, failure: Any) -> None:
+        self.running = False
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.call = None
+        self._finish(failure)
 
     def __call__(self) -> None:
         self.call = None
@@ -76,24 +122,30 @@ class LoopingCall:
         try:
             result = self.f(*self.a, **self.kw)
         except Exception:
-            log.exception("Unhandled error in looping call %r", self.f)
-            result = None
-        if result is not None and hasattr(type(result), "__await__"):
-            import asyncio
+            from twistdlite.failure import Failure
 
-            task = asyncio.ensure_future(result)
-            self._busy = task
-            task.add_done_callback(self._done)
+            self._failed(Failure())
+            return
+        if result is not None and hasattr(type(result), "__await__"):
+            from twistdlite.defer import Deferred, ensureDeferred
+
+            busy = result if isinstance(result, Deferred) else ensureDeferred(result)
+            self._busy = busy
+            busy.addBoth(self._done)
         else:
             self._schedule_next()
 
-    def _done(self, task: Any) -> None:
+    def _done(self, result: Any) -> None:
+        from twistdlite.failure import Failure
+
         self._busy = None
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            log.error("Unhandled error in looping call %r", self.f,
-                      exc_info=(type(error), error, error.__traceback__))
-        self._schedule_next()
+        if isinstance(result, Failure):
+            self._failed(result)
+        elif self.running:
+            self._schedule_next()
+        else:
+            self._finish(None)  # stopped while the call was in progress
+        return None
 
     def _schedule_next(self) -> None:
         if not self.running:
@@ -109,6 +161,34 @@ class LoopingCall:
         count = max(self._count + 1, int((now - self._start_time) / interval) + 1)
         self._count = count
         self.call = self.clock.callLater(self._start_time + count * interval - now, self)
+
+    def __repr__(self) -> str:
+        name = getattr(self.f, "__qualname__", None) or repr(self.f)
+        return f"LoopingCall<{self.interval!r}>({name}, *{self.a!r}, **{self.kw!r})"
+
+
+def deferLater(clock: Any, delay: float, callable: Optional[Callable[..., Any]] = None, *args: Any,
+               **kw: Any) -> Any:
+    """A Deferred fired, ``delay`` seconds from now on ``clock``, with ``callable(*args, **kw)`` (or None).
+
+    Cancelling it before then cancels the call and fails it with ``CancelledError``.
+    """
+    from twistdlite.defer import Deferred, maybeDeferred
+
+    def cancel(deferred: Any) -> None:
+        if delayed.active():
+            delayed.cancel()
+
+    deferred = Deferred(cancel)
+
+    def fire() -> None:
+        if callable is None:
+            deferred.callback(None)
+        else:
+            maybeDeferred(callable, *args, **kw).chainDeferred(deferred)
+
+    delayed = clock.callLater(delay, fire)
+    return deferred
 
 
 class _FakeCall:

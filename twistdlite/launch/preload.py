@@ -103,7 +103,7 @@ register("twistdlite._aio", "twistdlite._transport", "twistdlite._unixsock", "tw
          why="the reactor's ports and connectors, imported when a service first binds or connects")
 # -- what ported Twisted code reaches at run time: threads, child processes, system event
 #    triggers, Twisted's logging APIs.
-register("twistdlite.threads", "twistdlite.threadpool", "twistdlite._events", "twistdlite.process",
+register("twistdlite.defer", "twistdlite.threads", "twistdlite.threadpool", "twistdlite._events", "twistdlite.process",
          "twistdlite._logevents", "twistdlite.log", "subprocess", "queue", "threading", "string",
          why="reactor.callInThread/deferToThread, spawnProcess, system event triggers, Logger and log.msg")
 register("twistdlite.defer", "twistdlite.failure", "contextvars", "types",

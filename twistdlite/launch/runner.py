@@ -366,7 +366,7 @@ class Serving:
             return
         from twistdlite.launch import stacks
 
-        hung = stacks.service_in_task(start)
+        hung = stacks.service_in_tasks(start)
         start.cancel()  # a MultiService stops the children it started, in reverse order
         await self._bounded(start, "undoing the start")
         if self.stopping.is_set():
@@ -405,7 +405,7 @@ class Serving:
         else:
             from twistdlite.launch import stacks
 
-            hung = stacks.service_in_task(task)
+            hung = stacks.service_in_tasks(task)
             still = f" (still waiting for {stacks.describe(hung)})" if hung is not None else ""
             log.error("%s took longer than %g s%s; exiting anyway.", what.capitalize(),
                       self.options.shutdown_timeout, still)

@@ -73,6 +73,25 @@ def service_in_task(task: Any) -> Optional[Any]:
     return found
 
 
+def service_in_tasks(task: Any) -> Optional[Any]:
+    """The service ``task`` is waiting on, else one any other pending task is waiting on.
+
+    A stop or start returned as a Deferred (``ensureDeferred`` of a coroutine)
+    runs in a task of its own, which the awaiting task's chain does not reach.
+    """
+    found = service_in_task(task)
+    if found is not None:
+        return found
+    import asyncio
+
+    for other in asyncio.all_tasks():
+        if other is not task and not other.done():
+            found = service_in_task(other)
+            if found is not None:
+                return found
+    return None
+
+
 def _service_of(frame: FrameType) -> Optional[Any]:
     owner = frame.f_locals.get("self")
     if not is_service(owner):
