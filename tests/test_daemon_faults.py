@@ -359,3 +359,39 @@ def test_unknown_user_or_group(tmp_path, args, message):
     done = launch(["-o", *args], tmp_path)
     assert (done.returncode, done.stdout, done.stderr) == (1, "", f"twistdlite: error: {message}\n")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def full_filesystem(tmp_path):
+    """A 64 KiB tmpfs mounted under tmp_path and filled to the last byte (root only)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"x" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("mode", ["foreground", "daemon"])
+def test_a_pidfile_on_a_full_filesystem_fails_the_start_in_one_line_naming_it(tmp_path, full_filesystem, mode):
+    pidfile = full_filesystem / "twistd.pid"
+    args = ["-o", "--pidfile", str(pidfile), *(["-n"] if mode == "foreground" else [])]
+    done = launch(args, tmp_path, "record:a")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr == f"twistdlite: error: cannot write pidfile {pidfile}: No space left on device\n"
+    assert "Traceback" not in done.stdout
+    assert not pidfile.exists()
+    wait_no_daemon()

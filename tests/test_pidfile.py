@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import signal
 import subprocess
@@ -179,7 +181,7 @@ def test_not_a_regular_file(tmp_path, path):
         PidFile(str(fifo)).acquire()
 
 
-def test_release_empties_the_file_when_it_cannot_unlink(path, monkeypatch):
+def test_release_empties_the_file_when_it_cannot_unlink_and_says_so(path, monkeypatch, caplog):
     """After dropping privileges the daemon may not remove its pidfile: it leaves it empty and unlocked."""
     held = locked(path)
     held.write(4242)
@@ -188,9 +190,12 @@ def test_release_empties_the_file_when_it_cannot_unlink(path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(os, "unlink", refused)
-    held.release()
+    with caplog.at_level(logging.WARNING, logger="twistdlite"):
+        held.release()
     monkeypatch.undo()
     assert path.exists() and path.read_text() == ""
+    assert caplog.messages == [f"Could not remove the pidfile {path}: Permission denied; it is left empty and "
+                               "unlocked (harmless: the next start proceeds)"]
     found = probe(str(path))
     assert found.exists and not found.running and found.pid is None
     again = locked(path)  # the next start proceeds, with nothing stale to report
@@ -233,3 +238,30 @@ def test_release_twice_and_close_are_harmless(path):
     held.release()
     held.release()
     held.close()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EIO])
+def test_a_pid_that_cannot_be_written_is_one_line_naming_the_pidfile(path, monkeypatch, code):
+    held = locked(path)
+
+    def full(fd, pid):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(pidfile_module, "_write_pid", full)
+    with pytest.raises(LaunchError) as info:
+        held.write(4242)
+    assert str(info.value) == f"cannot write pidfile {path}: {os.strerror(code)}"
+    held.release()
+    assert not path.exists()
+
+
+def test_no_pidfile_does_nothing_at_every_step():
+    nothing = pidfile_module.for_options("")
+    assert isinstance(nothing, pidfile_module.NoPidFile)
+    nothing.acquire()
+    nothing.write(1)
+    nothing.discard_stale(1)
+    nothing.close()
+    nothing.release()
+    assert (nothing.fd, nothing.stale, nothing.keep_fds()) == (None, None, [])
+    assert isinstance(pidfile_module.for_options("twistd.pid"), PidFile)

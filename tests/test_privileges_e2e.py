@@ -100,6 +100,8 @@ def test_root_binds_a_low_port_then_runs_as_nobody_for_good(python, rundir, daem
     daemons.stop(pid)
     # nobody may not remove a file from root's directory: the pidfile is left empty and unlocked...
     assert pidfile.read_text() == ""
+    assert (f"Could not remove the pidfile {pidfile}: Permission denied; it is left empty and unlocked"
+            in (rundir / "twistd.log").read_text())  # ...and the log says so
     assert launch(["status"], rundir, tac=False).returncode == 3
     # ...which is harmless: the next start proceeds without manual clean-up.
     done = launch(["-o", "-u", "nobody"], rundir, f"record:a,listener:{port}", python=python)

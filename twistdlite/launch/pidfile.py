@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import stat
 import struct
@@ -36,6 +37,8 @@ from twistdlite.launch.errors import AlreadyRunning, LaunchError
 _FLOCK = "hhqqi4x"
 _OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
 _OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
+log = logging.getLogger("twistdlite")
+
 #: How long a losing start waits for the winner to write its PID (for the message only).
 PID_WAIT = 5.0
 
@@ -114,6 +117,13 @@ def _unlink_as_real_user(path: str) -> None:
         os.unlink(path)
     finally:
         os.seteuid(euid)
+
+
+def _write_pid(fd: int, pid: int) -> None:
+    """Make ``pid`` the whole content of the file ``fd`` (a seam: tests fake a full disk here)."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{pid}\n".encode(), 0)
+    os.fsync(fd)
 
 
 class PidStatus:
@@ -213,11 +223,13 @@ class PidFile:
         self.fd = fd
 
     def write(self, pid: int) -> None:
-        """Write ``pid`` as the file's whole content."""
+        """Write ``pid`` as the file's whole content; :class:`LaunchError` naming the pidfile on failure."""
         assert self.fd is not None, "acquire() first"
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{pid}\n".encode(), 0)
-        os.fsync(self.fd)
+        try:
+            _write_pid(self.fd, pid)
+        except OSError as exc:  # a full filesystem (ENOSPC), a quota (EDQUOT), an I/O error
+            raise LaunchError(f"cannot write pidfile {os.path.abspath(self.path)}: "
+                              f"{exc.strerror or exc}") from None
 
     def close(self) -> None:
         """Close this process's descriptor only: the lock stays with the daemon that shares it."""
@@ -249,7 +261,7 @@ class PidFile:
             self.close()
 
     def release(self) -> None:
-        """Remove the pidfile (or, when we may not, empty it) and drop the lock."""
+        """Remove the pidfile (or, when we may not, empty it and log why) and drop the lock."""
         fd, self.fd = self.fd, None
         if fd is None:
             return
@@ -258,10 +270,49 @@ class PidFile:
             if ours:
                 try:
                     _unlink_as_real_user(self.path)
-                except OSError:
+                except OSError as exc:
                     os.ftruncate(fd, 0)  # e.g. privileges dropped: an empty, unlocked file is harmless
+                    log.warning("Could not remove the pidfile %s: %s; it is left empty and unlocked "
+                                "(harmless: the next start proceeds)", os.path.abspath(self.path),
+                                exc.strerror or exc)
         except OSError:
             pass
         finally:
             forks.forget(fd)
             os.close(fd)
+
+    def keep_fds(self) -> list:
+        """The descriptors a daemon must keep open for this pidfile: its locked one."""
+        return [self.fd] if self.fd is not None else []
+
+
+class NoPidFile:
+    """The pidfile of a run without one (``--pidfile ''``): every step does nothing."""
+
+    path = ""
+    fd = None
+    stale = None
+
+    def acquire(self) -> None:
+        """Nothing to lock."""
+
+    def write(self, pid: int) -> None:
+        """Nothing to write."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def discard_stale(self, pid: Optional[int], timeout: float = 1.0) -> None:
+        """Nothing to discard."""
+
+    def release(self) -> None:
+        """Nothing to remove."""
+
+    def keep_fds(self) -> list:
+        """No descriptor to keep."""
+        return []
+
+
+def for_options(path: str) -> "PidFile | NoPidFile":
+    """The pidfile at ``path``, or a :class:`NoPidFile` when ``path`` is empty (no pidfile)."""
+    return PidFile(path) if path else NoPidFile()

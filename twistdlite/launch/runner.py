@@ -20,7 +20,7 @@ import twistdlite
 from twistdlite.launch import forks, loader, logsetup, notify, preload, privileges, signals
 from twistdlite.launch.errors import LaunchError, StartError
 from twistdlite.launch.options import Options
-from twistdlite.launch.pidfile import PidFile
+from twistdlite.launch import pidfile as pidfiles
 from twistdlite.launch.readiness import Readiness
 
 log = logging.getLogger("twistdlite")
@@ -54,39 +54,35 @@ def run(options: Options) -> int:
     preload.preload(options, *ids)  # confined (--chroot, -u/-g) lazy imports would fail: import them now
     enter_directories(options)                                            # 2
     uid, gid = privileges.prepare(*ids)
-    pidfile = PidFile(options.pidfile) if options.pidfile else None
-    if pidfile is not None:
-        pidfile.acquire()
+    pidfile = pidfiles.for_options(options.pidfile)  # a NoPidFile with --pidfile ''
+    pidfile.acquire()
     readiness: Readiness = Readiness()  # the foreground's, which says nothing
     try:
         if detacher is not None:                                          # 3
             # The descriptors the daemon keeps, an explicit list: the pidfile
             # (its lock is the daemon's liveness) and, added by the detacher,
             # the readiness pipe and stdout with -l -. Everything else is closed.
-            side = detacher.detach(keep_fds=([pidfile.fd] if pidfile is not None else [])
-                                   + logsetup.fds_to_keep(application) + [notifier.fileno()])
+            side = detacher.detach(keep_fds=pidfile.keep_fds() + logsetup.fds_to_keep(application)
+                                   + [notifier.fileno()])
             if isinstance(side, daemon.Launcher):
-                if pidfile is not None:
-                    pidfile.close()  # the daemon holds the lock now
+                pidfile.close()  # the daemon holds the lock now
                 try:
                     side.wait()
                 except LaunchError:
-                    if pidfile is not None:
-                        pidfile.discard_stale(side.pid)  # a daemon that died cannot remove it
+                    pidfile.discard_stale(side.pid)  # a daemon that died cannot remove it
                     raise
                 return 0
             readiness = side
             notifier.adopt()
         # A worker a service forks must not keep the pidfile's lock, the readiness pipe or systemd's socket.
-        forks.close_in_children(pidfile.fd if pidfile is not None else None, getattr(readiness, "fd", None),
+        forks.close_in_children(pidfile.fd, getattr(readiness, "fd", None),
                                 notifier.fileno())
         if notifier.enabled:
             readiness = notify.NotifyingReadiness(readiness, notifier, status_line(application),
                                                   mainpid=os.getpid() if detacher is not None else None)
         signals.catch_early()
         try:
-            if pidfile is not None:                                       # 4
-                pidfile.write(os.getpid())
+            pidfile.write(os.getpid())                                    # 4
             logs = logsetup.start_logging(options, application)
         except BaseException as exc:
             readiness.failed(str(exc) if isinstance(exc, LaunchError) else f"{type(exc).__name__}: {exc}")
@@ -110,10 +106,10 @@ def run(options: Options) -> int:
             readiness.failed(str(exc) if isinstance(exc, LaunchError) else f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            pidfile.release()  # while the log is open: one that cannot be removed is said there
             logs.close()
     finally:
-        if pidfile is not None:
-            pidfile.release()
+        pidfile.release()  # (if the log never started)
         readiness.close()  # a failure reaches the launching command only once the pidfile is gone
 
 
@@ -167,13 +163,13 @@ def process_ids(options: Options, application: Any) -> tuple[Optional[int], Opti
     return uid, gid
 
 
-def log_start(options: Options, application: Any, pidfile: Optional[PidFile]) -> None:
+def log_start(options: Options, application: Any, pidfile: Any) -> None:
     """The start-up lines a twistd user recognises."""
     log.info("twistdlite %s (%s %s) starting up.", twistdlite.__version__, sys.executable,
              sys.version.split()[0])
     log.info("reactor class: %s.", options.reactor)
     log.info("application: %s", getattr(application, "name", None) or type(application).__name__)
-    if pidfile is not None and pidfile.stale is not None:
+    if pidfile.stale is not None:
         log.info("Removing stale pidfile %s (it named PID %s)", os.path.abspath(pidfile.path),
                  pidfile.stale or "nothing readable")
 
