@@ -124,6 +124,16 @@ def test_invalid_header_fields_are_refused():
         persist.decode(b"TWISTDLITE-TAP 1\n" + meta + b"\n" + b"0" * 64 + b"\nabc", source="a.tap")
 
 
+@pytest.mark.parametrize("key", [None, KEY], ids=["sha256", "tap-key"])
+@pytest.mark.parametrize("depth", [10_000, 30_000])
+def test_deeply_nested_header_json_is_damage_not_a_recursion_error(key, depth):
+    meta = b"[" * depth + b"]" * depth
+    data = b"TWISTDLITE-TAP 1\n" + meta + b"\n" + b"0" * 64 + b"\nabc"
+    with pytest.raises(LoadError) as info:
+        persist.decode(data, key, source="a.tap")
+    assert str(info.value) == "a.tap is damaged (its header is unreadable); refusing to load it"
+
+
 def test_wrong_key_is_refused():
     with pytest.raises(LoadError, match="was not signed with the key in /keys/b, or was altered since"):
         persist.decode(tap(b"abc", KEY), OTHER_KEY, source="a.tap")

@@ -196,6 +196,8 @@ def _write_bad_tap(tmp_path: Path, kind: str) -> tuple:
         data = payload
     elif kind == "newer format":
         data = data.replace(b"TWISTDLITE-TAP 1", b"TWISTDLITE-TAP 2", 1)
+    elif kind in ("nested header", "nested header, key"):
+        data = b"TWISTDLITE-TAP 1\n" + b"[" * 30_000 + b"]" * 30_000 + b"\n" + b"0" * 64 + b"\n" + payload
     elif kind == "world-writable":
         mode = 0o666
     elif kind == "missing":
@@ -213,6 +215,8 @@ BAD = {
     "plain pickle": "bad.tap is not a twistdlite .tap file (it looks like a plain pickle): it has no",
     "newer format": "bad.tap was written by twistdlite ",
     "wrong key": "bad.tap was not signed with the key in ",
+    "nested header": "bad.tap is damaged (its header is unreadable); refusing to load it",
+    "nested header, key": "bad.tap is damaged (its header is unreadable); refusing to load it",
     "world-writable": "bad.tap is writable by group and others (mode 0666)",
     "other owner": "bad.tap is owned by nobody (uid 65534), and loading it as root would let that user",
     "missing": "Application file 'bad.tap' does not exist",
@@ -227,7 +231,8 @@ def test_bad_tap_is_refused_with_one_line_and_exit_1_before_unpickling(tmp_path,
     key_file = tmp_path / "b.key"
     key_file.write_bytes(b"b" * 32)
     key_file.chmod(0o600)
-    args = ["-nf", "bad.tap"] + (["--tap-key", str(key_file)] if kind == "wrong key" else [])
+    args = ["-nf", "bad.tap"] + (["--tap-key", str(key_file)] if kind in ("wrong key", "nested header, key")
+                                 else [])
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run(args, cwd=tmp_path)
     assert result.returncode == 1

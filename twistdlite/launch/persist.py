@@ -201,7 +201,8 @@ def _parse_meta(raw: bytes, source: str) -> TapHeader:
             python=meta.get("python", ""),
             extra={k: v for k, v in meta.items() if k not in TapHeader.FIELDS},
         )
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        # (RecursionError: JSON nested deeper than the parser goes)
         raise LoadError(f"{source} is damaged (its header is unreadable); refusing to load it") from None
     if (header.digest not in (_SHA256, _HMAC) or not isinstance(header.length, int) or header.length < 0
             or not isinstance(header.pickle, int) or not all(isinstance(p, str) for p in header.path)
