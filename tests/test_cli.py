@@ -282,6 +282,8 @@ def test_an_empty_file_name_is_a_usage_error(capsys, args, flag):
     (["--start-timeout", "0"], "invalid value for '--start-timeout': must be greater than 0"),
     (["--shutdown-timeout", "soon"], "invalid value for '--shutdown-timeout'"),
     (["--log-rotate-length", "-1"], "invalid value for '--log-rotate-length'"),
+    (["-u", "99999999999999999999", "-noy", "a.tac"], "-u/--uid 99999999999999999999: user and group ids go up to"),
+    (["-g", "4294967295", "-noy", "a.tac"], "-g/--gid 4294967295: user and group ids go up to 4294967294"),
     (["-y"], "Option '-y' requires an argument."),
     (["--nodaemon=yes"], "Option '--nodaemon' does not take a value."),
     (["-s", "app.tas"], "-s/--source: Twisted's AOT (.tas) files are not supported"),

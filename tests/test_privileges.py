@@ -73,6 +73,29 @@ def test_unknown_user_and_group():
         privileges.parse_uid("-1")
 
 
+@pytest.mark.parametrize("text", ["4294967295", "4294967296", "99999999999999999999", "0" * 11 + "1"])
+def test_ids_past_the_maximum_are_usage_errors(text):
+    with pytest.raises(UsageError, match=rf"^-u/--uid {text}: user and group ids go up to 4294967294$"):
+        privileges.parse_uid(text)
+    with pytest.raises(UsageError, match=rf"^-g/--gid {text}: user and group ids go up to 4294967294$"):
+        privileges.parse_gid(text)
+    assert privileges.parse_uid("4294967294") == privileges.parse_gid("4294967294") == 4294967294
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0663", "a\0b"])
+def test_digits_that_are_not_ascii_and_nul_bytes_are_unknown_names(text):
+    with pytest.raises(LaunchError, match="^unknown user: "):
+        privileges.parse_uid(text)
+    with pytest.raises(LaunchError, match="^unknown group: "):
+        privileges.parse_gid(text)
+
+
+@pytest.mark.parametrize("uid, gid", [(2**32, 0), (0, 2**40), (-1, 0), (0, "0"), (True, 0)])
+def test_an_applications_ids_out_of_range_fail_in_one_line(uid, gid):
+    with pytest.raises(LaunchError, match="^invalid (uid|gid) .*: ids are whole numbers from 0 to 4294967294$"):
+        privileges.prepare(uid, gid)
+
+
 def test_prepare_takes_the_users_primary_group(kernel):
     assert privileges.prepare(NOBODY.pw_uid, None) == (NOBODY.pw_uid, NOBODY.pw_gid)
     assert privileges.prepare(NOBODY.pw_uid, 5) == (NOBODY.pw_uid, 5)

@@ -8,27 +8,49 @@ from typing import Optional
 from twistdlite.launch.errors import LaunchError, UsageError
 
 
+#: The largest user or group id (2**32 - 2: the kernel reserves 2**32 - 1, i.e. -1, for "no change").
+MAX_ID = 2**32 - 2
+
+
+def _number(value: str, option: str) -> Optional[int]:
+    """``value`` as an id if it is a number (:class:`UsageError` past :data:`MAX_ID`), else None."""
+    if not (value.isascii() and value.isdigit()):
+        return None
+    if len(value) > 10 or int(value) > MAX_ID:
+        raise UsageError(f"{option} {value}: user and group ids go up to {MAX_ID}")
+    return int(value)
+
+
+def check_id(value: object, what: str) -> int:
+    """``value`` if it is a usable user/group id; :class:`LaunchError` otherwise (e.g. an Application's uid)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise LaunchError(f"invalid {what} {value!r}: ids are whole numbers from 0 to {MAX_ID}")
+    return value
+
+
 def parse_uid(value: str) -> int:
-    """A user name or number to a uid; :class:`LaunchError` for an unknown user."""
-    if value.isdigit():
-        return int(value)
+    """A user name or number to a uid; :class:`UsageError` past :data:`MAX_ID`, :class:`LaunchError` for an unknown user."""
+    number = _number(value, "-u/--uid")
+    if number is not None:
+        return number
     import pwd
 
     try:
         return pwd.getpwnam(value).pw_uid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a name with a NUL byte
         raise LaunchError(f"unknown user: {value}") from None
 
 
 def parse_gid(value: str) -> int:
-    """A group name or number to a gid; :class:`LaunchError` for an unknown group."""
-    if value.isdigit():
-        return int(value)
+    """A group name or number to a gid; :class:`UsageError` past :data:`MAX_ID`, :class:`LaunchError` for an unknown group."""
+    number = _number(value, "-g/--gid")
+    if number is not None:
+        return number
     import grp
 
     try:
         return grp.getgrnam(value).gr_gid
-    except KeyError:
+    except (KeyError, ValueError):
         raise LaunchError(f"unknown group: {value}") from None
 
 
@@ -48,6 +70,10 @@ def prepare(uid: Optional[int], gid: Optional[int]) -> tuple[Optional[int], Opti
     With a uid and no gid, the gid is the user's primary group (as twistd
     does); a uid with no entry in the user database then needs ``-g``.
     """
+    if uid is not None:
+        check_id(uid, "uid")
+    if gid is not None:
+        check_id(gid, "gid")
     if uid is not None and gid is None:
         import pwd
 
