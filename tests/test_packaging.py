@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Dict, List
 
@@ -304,19 +305,56 @@ def reverse_once(port: int) -> bytes:
         return data
 
 
-def serve_once(command: list, env: dict, cwd: str) -> str:
-    """Run the unit's command until it serves, reverse a line through it, stop it with SIGTERM: its output."""
+def await_message(manager: socket.socket, messages: List[str], wanted: str, timeout: float = 10.0) -> None:
+    """Receive notify datagrams into ``messages`` until one holds ``wanted``; AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not any(wanted in m.split("\n") for m in messages):
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {wanted} within {timeout} s: {messages}"
+        manager.settimeout(left)
+        try:
+            messages.append(manager.recv(4096).decode())
+        except socket.timeout:
+            pass
+
+
+def serve_once(command: list, env: dict, cwd: str, notify: Path = None) -> str:
+    """Run the unit's command until it serves, reverse a line through it, stop it with SIGTERM: its output.
+
+    With ``notify`` (a path for the socket), play systemd's part: the service must say READY=1
+    once it serves, ping the watchdog and say STOPPING=1 at SIGTERM.
+    """
+    manager = None
+    if notify is not None:
+        manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        manager.bind(str(notify))
+        manager.settimeout(10)
+        env = dict(env, NOTIFY_SOCKET=str(notify), WATCHDOG_USEC="200000")
     proc = subprocess.Popen(command, env=dict(env, REVERSE_PORT="0"), cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     reader = LineReader(proc)
     try:
+        if manager is not None:
+            messages: List[str] = []
+            await_message(manager, messages, "READY=1")
         port = int(reader.wait_for(r"starting on (\d+)").group(1))
         assert reverse_once(port) == b"olleh\r\n"
+        if manager is not None:
+            await_message(manager, messages, "WATCHDOG=1")
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
         output = reader.rest()
         proc.stdout.close()
+    if manager is not None:
+        manager.settimeout(0)
+        try:
+            while True:
+                messages.append(manager.recv(4096).decode())
+        except BlockingIOError:
+            pass
+        manager.close()
+        assert any("STOPPING=1" in m for m in messages), messages
     assert code == 0, output
     return output
 
@@ -345,7 +383,7 @@ def test_the_units_own_command_serves_the_unpacked_application_with_the_system_p
     command, env, cwd = exec_start(root, name, state)
     assert command[0] == SYSTEM_PYTHON
     assert_carried(root, env, cwd)
-    output = serve_once(command, env, cwd)
+    output = serve_once(command, env, cwd, notify=tmp_path / "notify")  # Type=notify: as systemd would
     assert "application: Reverser" in output
     assert list(state.iterdir()) == []  # -o: nothing saved
 
