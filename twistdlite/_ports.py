@@ -27,9 +27,84 @@ from twistdlite._transport import is_twisted_factory, protocol_factory_for
 from twistdlite.address import UNIXAddress, from_sockaddr
 from twistdlite.error import CannotListenError
 
-__all__ = ["StreamPort", "TCPPort", "SSLPort", "UNIXPort", "AdoptedPort", "SocketShare", "serving_ports"]
+__all__ = ["StreamPort", "TCPPort", "SSLPort", "UNIXPort", "AdoptedPort", "SocketShare", "serving_ports",
+           "AcceptErrorReporter"]
 
 log = logging.getLogger("twistdlite")
+
+#: How often (seconds) a summary of failed accepts is logged while they go on.
+ACCEPT_ERROR_INTERVAL = 10.0
+#: The accept() errors that mean "out of a resource" (descriptors, buffers, memory): the
+#: loop pauses accepting briefly and retries; we count them rather than log each.
+_ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class AcceptErrorReporter:
+    """The loop's exception handler while ports serve: failed accepts logged once per interval, with a count.
+
+    asyncio's selector loop (``BaseSelectorEventLoop._accept_connection``) meets
+    EMFILE, ENFILE, ENOBUFS or ENOMEM from ``accept()`` by removing the listening
+    socket's reader, re-adding it a second later (``ACCEPT_RETRY_DELAY``: new
+    connections wait in the listen backlog meanwhile) and reporting each failure
+    to the loop's exception handler, whose default logs a traceback for each. This
+    handler logs the first failure at once, in one line, counts the ones after
+    it and logs ``accept() failed N times in the last S s: <reason>`` once per
+    :data:`ACCEPT_ERROR_INTERVAL` while they go on; every other context goes to
+    the handler it replaced (or the loop's default). uvloop never reports these:
+    libuv closes the connections it has no descriptor for ("the EMFILE trick").
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, previous: Any = None) -> None:
+        self.loop = loop
+        self.previous = previous
+        self.count = 0
+        self.reason = ""
+        self.since = 0.0
+        self._timer: Any = None
+
+    @classmethod
+    def install(cls, loop: asyncio.AbstractEventLoop) -> "AcceptErrorReporter":
+        """The reporter of ``loop``, made and installed as its exception handler if it has none yet."""
+        current = loop.get_exception_handler()
+        if isinstance(current, cls):
+            return current
+        reporter = cls(loop, current)
+        loop.set_exception_handler(reporter)
+        return reporter
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _ACCEPT_RESOURCE_ERRORS and "accept" in context.get("message", ""):
+            self.failed(exc)
+        elif self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    def failed(self, exc: OSError) -> None:
+        """Count one failed accept (the first of a quiet spell is logged at once)."""
+        self.reason = exc.strerror or str(exc)
+        if self._timer is None:
+            log.error("accept() failed: %s; accepting again shortly (new connections wait meanwhile)",
+                      self.reason)
+            self.since = self.loop.time()
+            self._timer = self.loop.call_later(ACCEPT_ERROR_INTERVAL, self.flush)
+        else:
+            self.count += 1
+
+    def flush(self) -> None:
+        """Log the failures counted since the last line, if any (and keep counting for one more interval)."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        if self.count:
+            log.error("accept() failed %d times in the last %.0f s: %s", self.count,
+                      max(1.0, self.loop.time() - self.since), self.reason)
+            self.count = 0
+            self.since = self.loop.time()
+            if not self.loop.is_closed():
+                self._timer = self.loop.call_later(ACCEPT_ERROR_INTERVAL, self.flush)
+
 
 #: The share ports bind through while :meth:`SocketShare.binding` is active (a pre-fork supervisor).
 _share: Optional["SocketShare"] = None
@@ -186,6 +261,7 @@ class StreamPort:
         self._factory_started = False
         self._address: Any = None
         self._stopped = False
+        self._reporter: Optional[AcceptErrorReporter] = None
 
     # -- the connection bookkeeping StreamAdapter calls --------------------
     def next_session(self) -> int:
@@ -256,6 +332,7 @@ class StreamPort:
             return
         self.server = server
         _serving.add(self)
+        self._reporter = AcceptErrorReporter.install(loop)
         if is_twisted_factory(self.factory):
             self.factory.doStart()
             self._factory_started = True
@@ -284,6 +361,9 @@ class StreamPort:
         if sock is not None:
             if server is not None:
                 server.close()  # closes the socket too
+                reporter, self._reporter = self._reporter, None
+                if reporter is not None:
+                    reporter.flush()  # what failed since the last summary is not left unsaid
                 log.info("(%s Port %s Closed)", self.kind, self._closed_name())
             else:
                 sock.close()
