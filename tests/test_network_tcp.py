@@ -464,11 +464,13 @@ class PullSender(protocol.Protocol):
     def connectionMade(self):
         self.left = self.factory.total
         self.calls = 0
+        self.max_buffer = 0
         self.factory.sender = self
         self.transport.registerProducer(self, False)
 
     def resumeProducing(self):
         self.calls += 1
+        self.max_buffer = max(self.max_buffer, self.transport.getWriteBufferSize())
         if self.left <= 0:
             self.transport.unregisterProducer()
             self.transport.loseConnection()
@@ -498,6 +500,19 @@ def test_registered_producers_follow_the_send_buffer(loop, streaming):
             source = factory.source
             await until(lambda: source.pauses > 0, what="the producer to be paused")
             assert source.left > 0
+        else:
+            # A pull producer is asked for more only while the send buffer has room: with the
+            # client not reading, the calls stop, well short of the total.
+            sender = factory.sender
+            await until(lambda: sender.calls > 0, what="the producer to be asked")
+            calls = sender.calls
+            for _ in range(10):
+                await asyncio.sleep(0.005)
+                if sender.calls == calls:
+                    break
+                calls = sender.calls
+            assert sender.calls == calls, "the pull producer is still being asked while the buffer is full"
+            assert sender.left > 0 and sender.max_buffer <= 1024 * 1024, (sender.left, sender.max_buffer)
         got = 0
         while True:
             data = await reader.read(1 << 20)
@@ -508,7 +523,7 @@ def test_registered_producers_follow_the_send_buffer(loop, streaming):
         if streaming:
             assert source.resumes > 0 and source.max_buffer <= 1024 * 1024
         else:
-            assert factory.sender.calls >= total // 65536
+            assert factory.sender.calls >= total // 65536 and factory.sender.max_buffer <= 1024 * 1024
         writer.close()
         await port.stopListening()
 
