@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Generator, Optional
 
+from twistdlite import _loopstate
+
 log = logging.getLogger("twistdlite")
 
 
@@ -35,9 +37,7 @@ def as_deferred(awaitable: Any) -> Any:
 
 def _reactor_loop() -> Any:
     """The reactor's loop (installed or running), or None before there is one."""
-    from twistdlite import reactor
-
-    return reactor._current_loop()
+    return _loopstate.current_loop()
 
 
 def reactor_future() -> Any:
@@ -64,9 +64,7 @@ class LateFuture:
         self._state = "pending"  # or "result", "exception", "cancelled"
         self._value: Any = None
         self._callbacks: list = []
-        from twistdlite import reactor
-
-        reactor.callWhenRunning(self._bind)
+        _loopstate.call_when_running(self._bind)
 
     def _bind(self) -> Optional[asyncio.Future]:
         """The underlying Future, made (with what happened so far) once the loop exists."""
@@ -190,9 +188,7 @@ def when_running(start: Callable[[], Awaitable[Any]], what: str) -> None:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        from twistdlite import reactor
-
-        reactor.callWhenRunning(lambda: launch(reactor.getLoop()))
+        _loopstate.call_when_running(lambda: launch(_loopstate.get_loop()))
         return
     launch(loop)
 

@@ -16,6 +16,7 @@ import logging
 import os
 from typing import Any, Optional
 
+from twistdlite import _loopstate
 from twistdlite._transport import is_twisted_factory, protocol_factory_for
 from twistdlite.address import IPv4Address, IPv6Address, UNIXAddress
 from twistdlite.error import ConnectError, NoProtocol, UserError, connect_error_for
@@ -62,17 +63,13 @@ class Connector:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            from twistdlite import reactor
-
-            reactor.callWhenRunning(self._begin)
+            _loopstate.call_when_running(self._begin)
             return
         self._task = loop.create_task(self._attempt())
 
     def _begin(self) -> None:
         if self.state == "connecting" and self._task is None:
-            from twistdlite import reactor
-
-            self._task = reactor.getLoop().create_task(self._attempt())
+            self._task = _loopstate.get_loop().create_task(self._attempt())
 
     def stopConnecting(self) -> None:
         """Abandon the connection attempt in progress (``clientConnectionFailed`` with UserError)."""

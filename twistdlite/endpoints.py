@@ -288,7 +288,7 @@ class AdoptedStreamServerEndpoint(_ServerEndpoint):
         return AdoptedPort(self.fileno, self.addressFamily, factory)
 
     def _service(self, factory: Any) -> Any:
-        from twistdlite.strports import AdoptedStreamServer
+        from twistdlite.internet import AdoptedStreamServer
 
         return AdoptedStreamServer(self.fileno, self.addressFamily, factory)
 

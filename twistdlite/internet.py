@@ -37,6 +37,7 @@ __all__ = [
     "TimerService",
     "ClientService",
     "StreamServerEndpointService",
+    "AdoptedStreamServer",
     "backoffPolicy",
 ]
 
@@ -283,6 +284,26 @@ class StreamServerEndpointService(_PortService):
 
     def _make_port(self) -> Any:
         return self.endpoint._make_port(self.factory)
+
+
+class AdoptedStreamServer(_PortService):
+    """Serve a factory on an inherited listening socket: ``AdoptedStreamServer(fileno, addressFamily, factory)``.
+
+    What ``strports.service('systemd:domain=INET:index=0', factory)`` returns
+    (also importable from ``twistdlite.strports``). The socket (systemd socket
+    activation passes it as fd 3 onwards) is duplicated when the service binds,
+    so the service can stop and start again.
+    """
+
+    def __init__(self, fileno: int, addressFamily: int, factory: Any) -> None:
+        self.fileno = fileno
+        self.addressFamily = addressFamily
+        self.factory = factory
+
+    def _make_port(self) -> Any:
+        from twistdlite._ports import AdoptedPort
+
+        return AdoptedPort(self.fileno, self.addressFamily, self.factory)
 
 
 class _ClientService(Service):

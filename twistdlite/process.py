@@ -299,11 +299,11 @@ def spawn(proto: Any, executable: Any, args: Any, env: Optional[dict], path: Any
     if usePTY:
         raise NotImplementedError("spawnProcess(usePTY=True) is not supported by twistdlite")
     process = Process(proto, executable, args, env, path, uid, gid, childFDs)
-    from twistdlite import reactor
+    from twistdlite import _loopstate
 
-    loop = reactor._current_loop()
+    loop = _loopstate.current_loop()
     if loop is None:
-        reactor.callWhenRunning(lambda: process.start(reactor.getLoop()))
+        _loopstate.call_when_running(lambda: process.start(_loopstate.get_loop()))
     else:
         process.start(loop)
     return process

@@ -9,10 +9,15 @@ Twisted. Calls made before the launcher has created the loop (for example at
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Any, Callable, Optional
 
+from twistdlite import _loopstate
+from twistdlite._loopstate import call_logged as _call_logged
+from twistdlite._loopstate import call_when_running as callWhenRunning
+from twistdlite._loopstate import current_loop as _current_loop
+from twistdlite._loopstate import get_loop as getLoop
+from twistdlite._loopstate import install, uninstall
 from twistdlite.error import ReactorNotRunning
 
 __all__ = [
@@ -57,10 +62,9 @@ REACTORS = {
     "uvloop": "uvloop, a fast event loop on libuv (pip install 'twistdlite[uvloop]')",
 }
 
-_loop: Any = None
-_pending_calls: list["DelayedCall"] = []
-_when_running: list[tuple[Callable[..., Any], tuple, dict]] = []
-_stop_hook: Optional[Callable[[], None]] = None
+#: The calls waiting for a loop (kept in _loopstate, the layer below; the same lists).
+_pending_calls: list = _loopstate.pending_calls
+_when_running: list = _loopstate.when_running
 _thread_pool: Any = None
 _launcher = False  # True once the launcher owns the loop: reactor.run() in a .tac is then a no-op
 
@@ -71,19 +75,6 @@ class AlreadyCalled(ValueError):
 
 class AlreadyCancelled(ValueError):
     """The delayed call has already been cancelled."""
-
-
-def _current_loop() -> Any:
-    """The installed loop, else the running one (a test's ``asyncio.run``), else None."""
-    if _loop is not None:
-        return _loop
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:  # no loop can be running: don't import asyncio just to ask
-        return None
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _now() -> float:
@@ -169,15 +160,6 @@ def callLater(delay: float, func: Callable[..., Any], *args: Any, **kw: Any) -> 
     call = DelayedCall(_now() + delay, func, args, kw)
     call._schedule()
     return call
-
-
-def callWhenRunning(func: Callable[..., Any], *args: Any, **kw: Any) -> None:
-    """Run ``func(*args, **kw)`` once the loop runs (soon, if it already does)."""
-    loop = _current_loop()
-    if loop is not None:  # installed but not yet running: call_soon waits for it to run
-        loop.call_soon(_call_logged, func, args, kw)
-    else:
-        _when_running.append((func, args, kw))
 
 
 def callFromThread(func: Callable[..., Any], *args: Any, **kw: Any) -> None:
@@ -316,59 +298,21 @@ def _run_standalone() -> None:
         loop.close()
 
 
-def _call_logged(func: Callable[..., Any], args: tuple, kw: dict) -> None:
-    try:
-        func(*args, **kw)
-    except Exception:
-        log.exception("Unhandled error in %r", func)
-
-
 def seconds() -> float:
     """The loop's clock, in seconds (monotonic)."""
     return _now()
 
 
-def getLoop() -> Any:
-    """The event loop twistdlite runs on (the installed one, else the running one)."""
-    if _loop is not None:
-        return _loop
-    import asyncio
-
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        raise ReactorNotRunning("no event loop is installed or running") from None
-
-
 def stop() -> None:
     """Stop the application gracefully, as SIGTERM would."""
-    if _stop_hook is not None:
-        _stop_hook()
+    hook = _loopstate.stop_hook()
+    if hook is not None:
+        hook()
         return
     loop = _current_loop()
     if loop is None or not loop.is_running():
         raise ReactorNotRunning("Can't stop reactor that isn't running.")
     loop.stop()
-
-
-def install(loop: Any, stop_hook: Optional[Callable[[], None]] = None) -> None:
-    """Make ``loop`` the reactor's loop; schedule queued calls (used by the runner)."""
-    global _loop, _stop_hook
-    _loop = loop
-    _stop_hook = stop_hook
-    pending, _pending_calls[:] = list(_pending_calls), []
-    for call in pending:
-        call._schedule()
-    running, _when_running[:] = list(_when_running), []
-    for func, args, kw in running:
-        loop.call_soon(_call_logged, func, args, kw)
-
-
-def uninstall() -> None:
-    """Forget the installed loop (used by the runner and by tests)."""
-    global _loop, _stop_hook
-    _loop = None
-    _stop_hook = None
 
 
 # -- listening and connecting (the ports and connectors are shared with twistdlite.internet) ----

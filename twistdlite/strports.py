@@ -2,7 +2,8 @@
 
 ``service('tcp:8080:interface=127.0.0.1', factory)`` returns the service that
 serves ``factory`` there (a ``TCPServer``, ``UNIXServer``, ``SSLServer`` or,
-for ``systemd:domain=INET:index=0``, an :class:`AdoptedStreamServer`), which
+for ``systemd:domain=INET:index=0``, an ``AdoptedStreamServer``, defined in
+``twistdlite.internet`` with the other services and importable from here), which
 binds in ``privilegedStartService`` like the others. ``listen(description,
 factory)`` listens at once and returns the port. The syntax is described in
 ``twistdlite.endpoints``; a malformed string raises
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twistdlite.internet import _PortService
+from twistdlite.internet import AdoptedStreamServer
 
 __all__ = ["service", "listen", "AdoptedStreamServer"]
 
@@ -30,21 +31,3 @@ def listen(description: str, factory: Any) -> Any:
     from twistdlite.endpoints import serverFromString
 
     return serverFromString(description)._make_port(factory).startListening()
-
-
-class AdoptedStreamServer(_PortService):
-    """Serve a factory on an inherited listening socket: ``AdoptedStreamServer(fileno, addressFamily, factory)``.
-
-    The socket (systemd socket activation passes it as fd 3 onwards) is
-    duplicated when the service binds, so the service can stop and start again.
-    """
-
-    def __init__(self, fileno: int, addressFamily: int, factory: Any) -> None:
-        self.fileno = fileno
-        self.addressFamily = addressFamily
-        self.factory = factory
-
-    def _make_port(self) -> Any:
-        from twistdlite._ports import AdoptedPort
-
-        return AdoptedPort(self.fileno, self.addressFamily, self.factory)

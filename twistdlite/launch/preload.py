@@ -95,8 +95,8 @@ def _debugging(options: Options) -> bool:
 
 # -- the reactor: every port, connector, datagram and UNIX-socket module (what a
 #    service binds or connects at start, or later at run time).
-register("twistdlite._aio", "twistdlite._transport", "twistdlite._unixsock", "twistdlite._ports",
-         "twistdlite._connectors", "twistdlite._datagram", "twistdlite._clientservice",
+register("twistdlite._loopstate", "twistdlite._aio", "twistdlite._transport", "twistdlite._unixsock",
+         "twistdlite._ports", "twistdlite._connectors", "twistdlite._datagram", "twistdlite._clientservice",
          "twistdlite.reactor", "twistdlite.internet", "twistdlite.endpoints", "twistdlite.strports",
          "twistdlite.address", "twistdlite.error", "twistdlite.failure", "twistdlite.protocol",
          "twistdlite.basic", "twistdlite.task", "twistdlite.ssl", "ssl", "fcntl", "random",
