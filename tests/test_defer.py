@@ -555,7 +555,8 @@ def test_inlineCallbacks_with_returnValue_and_plain_return():
 
     d = new_style()
     assert not d.called
-    gate.callback(2)
+    with pytest.warns(DeprecationWarning, match="returnValue is deprecated"):  # as in Twisted 24.7+
+        gate.callback(2)
     assert d.result == (1, 2, "not a deferred")
 
 
@@ -570,6 +571,29 @@ def test_inlineCallbacks_failures_are_raised_into_the_generator_and_out_of_it():
         raise ValueError("out")
 
     assert outcome(work()).check(ValueError)
+
+
+def test_an_error_after_an_inner_inlineCallbacks_returned_does_not_show_its_StopIteration():
+    import traceback as tb_module
+
+    gate = Deferred()
+
+    @defer.inlineCallbacks
+    def inner():
+        yield gate
+        return 1
+
+    @defer.inlineCallbacks
+    def outer():
+        try:
+            yield inner()
+            raise KeyError("after")
+        except KeyError:
+            return tb_module.format_exc()
+
+    d = outer()
+    gate.callback(None)
+    assert "StopIteration" not in d.result and "During handling" not in d.result
 
 
 def test_inlineCallbacks_needs_a_generator_function():

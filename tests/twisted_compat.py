@@ -44,7 +44,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 __all__ = [
-    "DEFAULT_MODULE_MAP", "FailTest", "Missing", "SkipTest", "SynchronousTestCase", "TestCase",
+    "DEFAULT_MODULE_MAP", "FailTest", "case_classes", "Missing", "SkipTest", "SynchronousTestCase", "TestCase",
     "compat_classes", "load_twisted_module", "twisted_missing",
 ]
 
@@ -297,6 +297,13 @@ def load_twisted_module(name: str, module_map: Optional[Mapping[str, Any]] = Non
     sys.modules[module.__name__] = module
     exec(code, module.__dict__)
     return module
+
+
+def case_classes(module: types.ModuleType) -> set:
+    """The names of the test case classes ``module`` defines (those with test methods)."""
+    return {name for name, value in vars(module).items()
+            if isinstance(value, type) and issubclass(value, pyunit.TestCase)
+            and value.__module__ == module.__name__ and any(a.startswith("test") for a in dir(value))}
 
 
 def compat_classes(module: types.ModuleType, names: Iterable[str], excluded: Mapping[str, str]) -> Dict[str, type]:
@@ -566,10 +573,32 @@ def _remove_tree(path: str) -> None:
 
 
 class TestCase(SynchronousTestCase):
-    """Trial's ``TestCase``: a test (or its setUp/tearDown) may return a Deferred or a coroutine,
-    which is waited for on an asyncio loop (``timeout`` seconds at most, 60 by default)."""
+    """Trial's ``TestCase``: the test (and its setUp/tearDown) may return a Deferred or a coroutine.
+
+    As under trial, the reactor is there for the whole test: a fresh asyncio loop is installed
+    as twistdlite's reactor (``reactor.callLater`` schedules on it) but runs only while a
+    returned Deferred is waited for (``timeout`` seconds at most, 60 by default), so the test
+    code itself runs with no loop running, as Twisted code runs between reactor turns.
+    """
 
     timeout = 60.0
+
+    def _callSetUp(self) -> None:
+        from twistdlite import reactor
+
+        loop = asyncio.new_event_loop()
+        saved = (reactor._loop, reactor._stop_hook)
+        reactor.install(loop)
+        self._loop = loop
+
+        def restore() -> None:
+            reactor.uninstall()
+            if saved[0] is not None:
+                reactor.install(saved[0], saved[1])
+            loop.close()
+
+        self.addCleanup(restore)
+        super()._callSetUp()
 
     def _resolve(self, result: Any) -> Any:
         from twistdlite import defer
@@ -582,7 +611,7 @@ class TestCase(SynchronousTestCase):
             async def wait() -> Any:
                 return await asyncio.wait_for(asyncio.shield(_as_future(d)), self.timeout)
 
-            asyncio.run(wait())
+            self._loop.run_until_complete(wait())
         outcome: List[Any] = []
         d.addBoth(outcome.append)
         if not outcome:

@@ -231,11 +231,23 @@ _CONTINUE = _Continue()
 _NO_RESULT = object()
 
 
+_OWN_FILES = (__file__.rstrip("c"), sys.modules[Failure.__module__].__file__.rstrip("c"))
+
+
 def _strip_own_frame(exc: BaseException) -> None:
-    """Drop the first (our own, catching) frame from ``exc``'s traceback."""
+    """Drop our own frames (the one that caught it, and how it was passed on) from the start of
+    ``exc``'s traceback, so it begins where the user's code is."""
     tb = exc.__traceback__
-    if tb is not None and tb.tb_next is not None:
-        exc.__traceback__ = tb.tb_next
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename in _OWN_FILES:
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+
+
+def _settle(d: "Deferred", outcome: Any) -> None:
+    if isinstance(outcome, Failure):
+        d.errback(outcome)
+    else:
+        d.callback(outcome)
 
 
 class _DeferredType(type):
@@ -774,11 +786,16 @@ class _CoroutineDriver:
                 else:
                     yielded = run(coro.send, result)
             except StopIteration as e:
-                status.deferred.callback(e.value)
-                return
+                outcome: Any = e.value
             except BaseException as e:
                 _strip_own_frame(e)
-                status.deferred.errback(Failure(e))
+                outcome = Failure(e)
+            else:
+                outcome = _NO_RESULT
+            if outcome is not _NO_RESULT:
+                # Fired outside the except block, so an error in what runs next does not
+                # show this StopIteration as its context.
+                _settle(status.deferred, outcome)
                 return
             if isinstance(yielded, Deferred):
                 waiting = [True, None]
@@ -856,7 +873,10 @@ class _DefGen_Return(BaseException):
 
 
 def returnValue(val: Any) -> None:
-    """Return ``val`` from an :func:`inlineCallbacks` generator (a plain ``return val`` works too)."""
+    """Return ``val`` from an :func:`inlineCallbacks` generator (deprecated, as in Twisted: a plain
+    ``return val`` does the same)."""
+    warnings.warn("twistdlite.defer.returnValue is deprecated: use a return statement",
+                  DeprecationWarning, stacklevel=2)
     raise _DefGen_Return(val)
 
 
@@ -887,14 +907,18 @@ class _GeneratorDriver:
                 else:
                     yielded = run(gen.send, result)
             except StopIteration as e:
-                status.deferred.callback(e.value)
-                return
+                outcome: Any = e.value
             except _DefGen_Return as e:
-                status.deferred.callback(e.value)
-                return
+                outcome = e.value
             except BaseException as e:
                 _strip_own_frame(e)
-                status.deferred.errback(Failure(e))
+                outcome = Failure(e)
+            else:
+                outcome = _NO_RESULT
+            if outcome is not _NO_RESULT:
+                # Fired outside the except block, so an error in what runs next does not
+                # show this StopIteration (or returnValue's exception) as its context.
+                _settle(status.deferred, outcome)
                 return
             yielded = _as_deferred(yielded)
             if not isinstance(yielded, Deferred):
