@@ -144,9 +144,10 @@ def _root_resource(options: dict) -> Any:
             raise click.ClickException(f"--wsgi {spec}: {type(application).__name__} object is not callable "
                                        "(a WSGI application is)")
         from twistdlite import reactor
+        from twistdlite.threadpool import ThreadPool
         from twistdlite.web import wsgi
 
-        return wsgi.WSGIResource(reactor, wsgi.ThreadPool(maxthreads=options["max_threads"]), application)
+        return wsgi.WSGIResource(reactor, ThreadPool(0, options["max_threads"], "wsgi"), application)
     from twistdlite.web import static
 
     given = options.get("path") or "."

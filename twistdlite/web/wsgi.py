@@ -3,8 +3,9 @@
     resource = wsgi.WSGIResource(reactor, threadpool, application)
 
 The application runs in ``threadpool`` (any object with Twisted's
-``callInThread(f, *args, **kwargs)``; :class:`ThreadPool` is a bounded one),
-never on the event loop. The request's body is read in full before the
+``callInThread(f, *args, **kwargs)``: ``reactor.getThreadPool()``, or a
+``twistdlite.threadpool.ThreadPool`` of its own run by
+:class:`ThreadPoolService`), never on the event loop. The request's body is read in full before the
 application is called (``wsgi.input``). Each chunk the application yields (or
 passes to ``write``) is sent from the loop as the client reads: the
 application's thread waits while the client is not keeping up, and stops
@@ -23,58 +24,12 @@ from typing import Any, Callable, Optional
 
 from twistdlite.web import resource
 
-__all__ = ["WSGIResource", "ThreadPool", "ThreadPoolService"]
+__all__ = ["WSGIResource", "ThreadPoolService"]
 
 log = logging.getLogger("twistdlite.web")
 
 #: How long an application's thread waits for a client that stopped reading before giving up.
 WRITE_WAIT = 300.0
-
-
-class ThreadPool:
-    """A bounded thread pool with Twisted's ``callInThread`` shape: ``ThreadPool(maxthreads=10)``.
-
-    Work beyond ``maxthreads`` at once waits its turn. It pickles without its
-    threads (a restored pool starts them again when first used).
-    """
-
-    def __init__(self, minthreads: int = 0, maxthreads: int = 10, name: str = "wsgi") -> None:
-        if maxthreads < 1:
-            raise ValueError("maxthreads must be at least 1")
-        self.min = minthreads
-        self.max = maxthreads
-        self.name = name
-        self._executor: Any = None
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict:
-        return {"min": self.min, "max": self.max, "name": self.name}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._executor = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Make the threads available (also done by the first ``callInThread``)."""
-        with self._lock:
-            if self._executor is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._executor = ThreadPoolExecutor(max_workers=self.max, thread_name_prefix=self.name)
-
-    def callInThread(self, func: Callable, *args: Any, **kwargs: Any) -> None:
-        """Run ``func(*args, **kwargs)`` in one of the threads; an exception it raises is logged."""
-        if self._executor is None:
-            self.start()
-        self._executor.submit(_logged, func, args, kwargs)
-
-    def stop(self) -> None:
-        """Let the running work finish; accept no more (a later ``callInThread`` starts again)."""
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False)
 
 
 def _service_base() -> Any:
@@ -84,22 +39,20 @@ def _service_base() -> Any:
 
 
 class ThreadPoolService(_service_base()):  # type: ignore[misc]
-    """A service that stops a :class:`ThreadPool` when the application stops (work running ends first)."""
+    """A service running a thread pool (``twistdlite.threadpool.ThreadPool``): started and stopped with it."""
 
-    def __init__(self, pool: ThreadPool) -> None:
+    def __init__(self, pool: Any) -> None:
         self.pool = pool
 
+    def startService(self) -> None:
+        """Start the pool's threads (on demand, up to its maximum)."""
+        super().startService()
+        self.pool.start()
+
     def stopService(self) -> None:
-        """Take no more work."""
+        """Take no more work; what runs is not waited for (the daemon's stop is bounded)."""
         super().stopService()
         self.pool.stop()
-
-
-def _logged(func: Callable, args: tuple, kwargs: dict) -> None:
-    try:
-        func(*args, **kwargs)
-    except BaseException:
-        log.exception("Unhandled error in a thread pool's work")
 
 
 class _ErrorStream:
