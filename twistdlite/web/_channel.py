@@ -498,6 +498,15 @@ class HTTPChannel(Protocol):
             except Exception:
                 log.exception("Error telling a request its connection was lost")
 
+    _peer: Any = None
+
+    def getPeer(self) -> Any:
+        """The client's address (asked of the transport once per connection)."""
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self.transport.getPeer()
+        return peer
+
     def _peer_text(self) -> str:
         try:
             peer = self.transport.getPeer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, AnyStr, Iterator, Optional, Sequence, Union
 
 __all__ = ["Headers"]
@@ -29,10 +30,30 @@ def _canonical(name: bytes) -> bytes:
     return b"-".join(part[:1].upper() + part[1:] for part in name.split(b"-"))
 
 
+_BAD_VALUE = re.compile(rb"[\r\n\0]").search
+_BAD_NAME = re.compile(rb"[\0- :\x7f-\xff()<>@,;\\\"/\[\]?={}]").search
+#: name as given -> (lower-case name, name as sent): names are checked and capitalised once.
+_names: dict = {}
+
+
 def _check_value(value: bytes) -> bytes:
-    if b"\r" in value or b"\n" in value or b"\0" in value:
+    if _BAD_VALUE(value) is not None:
         raise ValueError(f"header value {value!r} contains a line break or NUL")
     return value
+
+
+def _name(name: Any) -> tuple:
+    """``(lower, canonical)`` of a header name (bytes or str), checked once and remembered."""
+    known = _names.get(name)
+    if known is not None:
+        return known
+    raw = _bytes(name)
+    if not raw or _BAD_NAME(raw) is not None:
+        raise ValueError(f"invalid header name {name!r}")
+    known = (raw.lower(), _canonical(raw))
+    if len(_names) < 4096:
+        _names[name] = known
+    return known
 
 
 class Headers:
@@ -81,14 +102,21 @@ class Headers:
         """Replace the values of ``name`` with ``values`` (a list)."""
         if isinstance(values, (str, bytes)):
             raise TypeError(f"values of header {name!r} must be a list, not {type(values).__name__}")
-        raw = _bytes(name)
-        if not raw or b":" in raw or any(c in raw for c in b" \t\r\n\0"):
-            raise ValueError(f"invalid header name {name!r}")
-        self._fields[raw.lower()] = [_canonical(raw), [_check_value(_bytes(v)) for v in values]]
+        lower, canonical = _name(name)
+        self._fields[lower] = [canonical, [_check_value(v if isinstance(v, bytes) else _bytes(v)) for v in values]]
+
+    def _set(self, name: Any, value: Any) -> None:
+        """Set one value (the server's fast path for ``setHeader``)."""
+        lower, canonical = _name(name)
+        if not isinstance(value, bytes):
+            value = _bytes(value)
+        if _BAD_VALUE(value) is not None:
+            raise ValueError(f"header value {value!r} contains a line break or NUL")
+        self._fields[lower] = [canonical, [value]]
 
     def addRawHeader(self, name: _Name, value: AnyStr) -> None:
         """Add ``value`` to the values of ``name``."""
-        entry = self._fields.get(_bytes(name).lower())
+        entry = self._fields.get(_name(name)[0])
         if entry is None:
             self.setRawHeaders(name, [value])
         else:

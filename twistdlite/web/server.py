@@ -193,7 +193,7 @@ class Request:
         site = self.channel.site
         self.site = site
         try:
-            if b"\0" in self.path or any(b"\0" in segment for segment in self.postpath):
+            if b"\0" in self.path or (b"%" in self.path and any(b"\0" in s for s in self.postpath)):
                 body = _resource.ErrorPage(400, "Bad Request", "The path holds a NUL character.").render(self)
             else:
                 self._form_args()
@@ -311,6 +311,9 @@ class Request:
 
     def getClientAddress(self) -> Any:
         """The client's address (an ``IPv4Address``/``IPv6Address``/``UNIXAddress``)."""
+        channel = self.channel
+        if channel is not None:
+            return channel.getPeer()
         return self.transport.getPeer() if self.transport is not None else None
 
     def getClientIP(self) -> Optional[str]:
@@ -364,7 +367,7 @@ class Request:
 
     def setHeader(self, name: Any, value: Any) -> None:
         """Set response header ``name`` to ``value`` (replacing what was set)."""
-        self.responseHeaders.setRawHeaders(name, [value])
+        self.responseHeaders._set(name, value)
 
     def addCookie(self, k: Any, v: Any, expires: Any = None, domain: Any = None, path: Any = None,
                   max_age: Any = None, comment: Any = None, secure: Any = None, httpOnly: bool = False,
@@ -601,6 +604,7 @@ class Site(ServerFactory):
     def __getstate__(self) -> dict:
         state = ServerFactory.__getstate__(self)
         state.pop("_logFile", None)
+        state.pop("_flushing", None)
         return state
 
     def buildProtocol(self, addr: Any) -> HTTPChannel:
@@ -619,22 +623,37 @@ class Site(ServerFactory):
     def startFactory(self) -> None:
         """Open the access log file, if there is one."""
         if self.logPath:
-            self._logFile = open(self.logPath, "a", encoding="utf-8", buffering=1)
+            self._logFile = open(self.logPath, "a", encoding="utf-8", buffering=65536)
+            self._flushing = None
 
     def stopFactory(self) -> None:
         """Close the access log file."""
         handle, self._logFile = self._logFile, None
+        flushing, self._flushing = getattr(self, "_flushing", None), None
+        if flushing is not None:
+            flushing.cancel()
         if handle is not None:
             handle.close()
 
     def log(self, request: Request) -> None:
-        """Write ``request``'s access line (to ``logPath``, else the ``twistdlite.web`` logger)."""
+        """Write ``request``'s access line (to ``logPath``, within a second; else the ``twistdlite.web`` logger)."""
         line = self._logFormatter(_log_time(), request)
         handle = self._logFile
         if handle is not None:
             handle.write(line + "\n")
+            if self._flushing is None:
+                self._flushing = asyncio.get_event_loop().call_later(1.0, self._flush)
         else:
             log.info("%s", line)
+
+    def _flush(self) -> None:
+        self._flushing = None
+        handle = self._logFile
+        if handle is not None:
+            try:
+                handle.flush()
+            except OSError as exc:
+                log.error("Cannot write the access log %s: %s", self.logPath, exc)
 
     def log_error(self, channel: Any, error: Any, length: int) -> None:
         """The access line of a request refused before it was rendered (400, 413, 431...)."""

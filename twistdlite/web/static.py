@@ -46,6 +46,7 @@ SMALL_FILE = 65536
 CHUNK_SIZE = 65536
 
 _mime_types: Optional[dict] = None
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def loadMimeTypes(mimetype_locations: Any = None) -> dict:
@@ -101,10 +102,20 @@ class Data(resource.Resource):
         return self.data
 
 
-def _http_date(when: float) -> bytes:
-    from email.utils import formatdate
+_dates: dict = {}
 
-    return formatdate(int(when), usegmt=True).encode("ascii")
+
+def _http_date(when: float) -> bytes:
+    """``when`` as an HTTP date (remembered: files' modification times repeat)."""
+    when = int(when)
+    text = _dates.get(when)
+    if text is None:
+        from email.utils import formatdate
+
+        if len(_dates) > 4096:
+            _dates.clear()
+        text = _dates[when] = formatdate(when, usegmt=True).encode("ascii")
+    return text
 
 
 def _parse_http_date(value: bytes) -> Optional[int]:
@@ -143,6 +154,24 @@ def _parse_range(header: bytes, size: int) -> Any:
     if start >= size:
         return "unsatisfiable"
     return start, min(end, size - 1)
+
+
+class _Descriptor:
+    """An open file descriptor closed exactly once (unless taken over)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def take(self) -> int:
+        fd, self.fd = self.fd, -1
+        return fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class _FileSender:
@@ -278,12 +307,25 @@ class File(resource.Resource):
         child._root = self.root()
         return child
 
+    def _similar(self, path: str) -> "File":
+        """:meth:`createSimilarFile`, without re-running ``__init__`` when a subclass does not override it."""
+        cls = type(self)
+        if cls.createSimilarFile is not File.createSimilarFile:
+            return self.createSimilarFile(path)
+        child = cls.__new__(cls)
+        state = child.__dict__
+        state.update(self.__dict__)
+        state["path"] = path
+        state["children"] = {}
+        state["_root"] = self.root()
+        return child
+
     # -- finding children -----------------------------------------------------------------------
     def getChild(self, path: bytes, request: Any) -> resource.Resource:
         """The file ``path`` in this directory, an index file or listing for ``b""``, or 404."""
-        if not os.path.isdir(self.path):
-            return resource.NoResource("File not found.")
         if path == b"":
+            if not os.path.isdir(self.path):
+                return resource.NoResource("File not found.")
             if request is not None and getattr(request, "postpath", None):
                 return resource.NoResource("File not found.")  # an empty segment inside the path: //x
             for name in self.indexNames:
@@ -315,7 +357,7 @@ class File(resource.Resource):
             if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
                 log.info("Refused %s: a symbolic link to %s, outside the served directory %s", full, real, root)
                 return None
-        return self.createSimilarFile(full)
+        return self._similar(full)
 
     def _child_without_ext(self, name: str) -> Optional["File"]:
         for ext in self.ignoredExts:
@@ -337,29 +379,27 @@ class File(resource.Resource):
     # -- rendering ------------------------------------------------------------------------------
     def render_GET(self, request: Any) -> Any:
         """The file (whole, a range, or 304), a redirect to ``dir/``, or an error page."""
-        path = self.path
         try:
-            handle = open(path, "rb")
-        except FileNotFoundError:
+            fd = os.open(self.path, _OPEN_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
             return resource.NoResource("File not found.").render(request)
-        except IsADirectoryError:
-            return self._render_directory(request)
-        except (PermissionError, OSError):
-            if os.path.isdir(path):
+        except OSError:
+            if os.path.isdir(self.path):
                 return self._render_directory(request)
             return resource.ForbiddenResource().render(request)
+        handed_over = False
         try:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                handle.close()
-                if stat.S_ISDIR(info.st_mode):
+            info = os.fstat(fd)
+            mode = info.st_mode
+            if not stat.S_ISREG(mode):
+                if stat.S_ISDIR(mode):
                     return self._render_directory(request)
                 return resource.ForbiddenResource().render(request)
-            return self._render_file(request, handle, info)
-        except BaseException:
-            if not handle.closed and getattr(request, "producer", None) is None:
-                handle.close()
-            raise
+            handed_over = True
+            return self._render_file(request, fd, info)
+        finally:
+            if not handed_over:
+                os.close(fd)
 
     def render_HEAD(self, request: Any) -> Any:
         """As GET, without the body."""
@@ -376,7 +416,16 @@ class File(resource.Resource):
                 location.decode("latin-1")).encode("latin-1")
         return self.getChild(b"", request).render(request)
 
-    def _render_file(self, request: Any, handle: Any, info: os.stat_result) -> Any:
+    def _render_file(self, request: Any, fd: int, info: os.stat_result) -> Any:
+        """Answer with the open file ``fd`` (closed here, or by the producer that sends it)."""
+        owner = _Descriptor(fd)
+        try:
+            return self._answer_file(request, owner, info)
+        finally:
+            owner.close()
+
+    def _answer_file(self, request: Any, owner: "_Descriptor", info: os.stat_result) -> Any:
+        fd = owner.fd
         size = info.st_size
         ctype, encoding = getTypeAndEncoding(os.path.basename(self.path), self.contentTypes or {},
                                              self.contentEncodings, self.defaultType)
@@ -395,13 +444,13 @@ class File(resource.Resource):
         if match is not None:
             tags = [tag.strip() for tag in match.split(b",")]
             if b"*" in tags or etag in tags or b"W/" + etag in tags:
-                handle.close()
+                owner.close()
                 request.setResponseCode(304)
                 return b""
         elif since is not None:
             when = _parse_http_date(since)
             if when is not None and modified <= when:
-                handle.close()
+                owner.close()
                 request.setResponseCode(304)
                 return b""
         start, length = 0, size
@@ -409,7 +458,7 @@ class File(resource.Resource):
         if wanted is not None and self._range_applies(headers, etag, modified):
             span = _parse_range(wanted, size)
             if span == "unsatisfiable":
-                handle.close()
+                owner.close()
                 request.setResponseCode(416)
                 setHeader(b"Content-Range", b"bytes */%d" % size)
                 setHeader(b"Content-Type", b"text/plain")
@@ -421,15 +470,13 @@ class File(resource.Resource):
                 setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
         setHeader(b"Content-Length", b"%d" % length)
         if request.method == b"HEAD":
-            handle.close()
+            owner.close()
             return b""
         if length <= SMALL_FILE:
             try:
-                if start:
-                    handle.seek(start)
-                data = handle.read(length)
+                data = os.pread(fd, length, start)
             finally:
-                handle.close()
+                owner.close()
             if len(data) != length:
                 log.warning("Short read: %s had %d bytes of the %d expected (changed while read?)",
                             self.path, len(data), length)
@@ -438,7 +485,7 @@ class File(resource.Resource):
                                                                      start + len(data)))
                 setHeader(b"Content-Length", b"%d" % len(data))
             return data
-        _FileSender(request, handle, start, length, self.path).start()
+        _FileSender(request, open(owner.take(), "rb"), start, length, self.path).start()
         from twistdlite.web.server import NOT_DONE_YET
 
         return NOT_DONE_YET
