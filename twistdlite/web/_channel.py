@@ -36,6 +36,7 @@ import asyncio
 import io
 import logging
 import tempfile
+import time
 from collections import deque
 from typing import Any, Optional
 
@@ -59,6 +60,12 @@ SPILL_SIZE = 1 << 20
 #: and this many bytes (so closing does not reset the connection before the client reads the response).
 LINGER_TIME = 2.0
 LINGER_BYTES = 1 << 20
+
+
+#: The clock of the deadlines: the event loop's (asyncio's and uvloop's loop.time() are CLOCK_MONOTONIC).
+_now = time.monotonic
+
+_VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 
 
 class _Reject(Exception):
@@ -193,17 +200,22 @@ class HTTPChannel(Protocol):
         parser = self._parser
         method = parser.get_method()
         url = self._url
-        version = b"HTTP/" + parser.get_http_version().encode("ascii")
+        version = _VERSIONS.get(parser.get_http_version())
+        if version is None:
+            version = b"HTTP/" + parser.get_http_version().encode("ascii")
         headers = self._headers
         if len(url) + len(method) + self._head_size + 12 > self._max_head:
             raise _Reject(431, "request head too large")
-        length = headers._first(b"content-length")
+        fields = headers._fields
+        entry = fields.get(b"content-length")
+        length = entry[1][0] if entry is not None else None
         if length is not None and int(length) > self._max_body:
             raise _Reject(413, f"the body is larger than {self._max_body} bytes")
         if b"\0" in url:
             raise _Reject(400, "NUL in the request target")
-        expect = headers._first(b"expect")
-        if expect is not None:
+        entry = fields.get(b"expect")
+        if entry is not None:
+            expect = entry[1][0]
             if expect.lower() != b"100-continue":
                 raise _Reject(417, "unsupported expectation")
             if version == b"HTTP/1.1":
@@ -212,7 +224,7 @@ class HTTPChannel(Protocol):
         request._receive(method, url, version, headers, parser.should_keep_alive())
         self._incoming = request
         self._body_size = 0
-        if length is not None or headers._first(b"transfer-encoding") is not None:
+        if length is not None or b"transfer-encoding" in fields:
             self._arm_read("body", self.site.headTimeout)
             if self._continue_pending and self._active is None and not self._queue:
                 self._send_continue()
@@ -231,7 +243,7 @@ class HTTPChannel(Protocol):
             spilled.write(content.getbuffer())
             request.content = content = spilled
         content.write(data)
-        self._read_deadline = self._loop.time() + self.site.headTimeout
+        self._read_deadline = _now() + self.site.headTimeout
 
     def on_message_complete(self) -> None:
         self._boundary = True
@@ -369,7 +381,7 @@ class HTTPChannel(Protocol):
         self._write_paused = True
         timeout = self.site.writeTimeout
         if timeout is not None:
-            self._write_deadline = self._loop.time() + timeout
+            self._write_deadline = _now() + timeout
             self._schedule(self._write_deadline)
         self._pause("write")
         producer = self._producer
@@ -428,8 +440,9 @@ class HTTPChannel(Protocol):
             self._disarm_read()
             return
         self._read_kind = kind
-        self._read_deadline = when = self._loop.time() + timeout
-        self._schedule(when)
+        self._read_deadline = when = _now() + timeout
+        if self._timer is None or self._timer_when > when:
+            self._schedule(when)
 
     def _disarm_read(self) -> None:
         self._read_kind = None
@@ -448,7 +461,7 @@ class HTTPChannel(Protocol):
         self._timer = None
         if self._lost:
             return
-        now = self._loop.time()
+        now = _now()
         write, read = self._write_deadline, self._read_deadline
         if write is not None and now >= write:
             log.info("Timing out client that stopped reading its response: %s", self._peer_text())
@@ -506,6 +519,25 @@ class HTTPChannel(Protocol):
         if peer is None:
             peer = self._peer = self.transport.getPeer()
         return peer
+
+    _client: Optional[str] = None
+    _host: Any = None
+
+    def getHost(self) -> Any:
+        """The server's address of this connection (asked of the transport once)."""
+        host = self._host
+        if host is None:
+            host = self._host = self.transport.getHost()
+        return host
+
+    def _client_text(self) -> str:
+        """The client's host as the access log shows it (worked out once per connection)."""
+        text = self._client
+        if text is None:
+            from twistdlite.web.server import _escape
+
+            text = self._client = _escape(getattr(self.getPeer(), "host", None) or "-")
+        return text
 
     def _peer_text(self) -> str:
         try:

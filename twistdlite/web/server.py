@@ -25,6 +25,7 @@ The HTTP/1.1 connection itself (parsing, pipelining, limits, timeouts) is
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import sys
 import time
@@ -85,18 +86,24 @@ def _escape(value: Any) -> str:
     return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
 
 
+def _field(headers: Any, lower: bytes) -> str:
+    entry = headers._fields.get(lower) if headers is not None else None
+    return _escape(entry[1][0]) if entry is not None else "-"
+
+
 def combinedLogFormatter(timestamp: str, request: Any) -> str:
     """``request`` as a line of the Combined Log Format (as Twisted's ``combinedLogFormatter``)."""
     headers = request.requestHeaders
-    referrer = headers._first(b"referer") if headers is not None else None
-    agent = headers._first(b"user-agent") if headers is not None else None
-    address = request.getClientAddress()
-    ip = getattr(address, "host", None) or "-"
-    line = "%s %s %s" % (_escape(request.method or b"-"), _escape(request.uri or b"-"),
-                         _escape(request.clientproto or b"-")) if request.method else "-"
+    channel = request.channel
+    ip = channel._client_text() if channel is not None else _escape(
+        getattr(request.getClientAddress(), "host", None) or "-")
+    method = request.method
+    # (the parser accepts only known methods and HTTP/x.y versions: nothing there to escape)
+    line = "%s %s %s" % (method.decode("ascii"), _escape(request.uri or b"-"),
+                         request.clientproto.decode("ascii") or "-") if method else "-"
     return '"%s" - - %s "%s" %s %s "%s" "%s"' % (
-        _escape(ip), timestamp, line, request.code, request.sentLength or "-",
-        _escape(referrer) if referrer is not None else "-", _escape(agent) if agent is not None else "-")
+        ip, timestamp, line, request.code, request.sentLength or "-", _field(headers, b"referer"),
+        _field(headers, b"user-agent"))
 
 
 def _finish_waiter(loop: Any) -> Any:
@@ -168,8 +175,6 @@ class Request:
 
     # -- set up by the channel --------------------------------------------------------------------
     def _receive(self, method: bytes, uri: bytes, version: bytes, headers: Headers, keep_alive: bool) -> None:
-        import io
-
         self.method = method
         self.uri = uri
         self.clientproto = version
@@ -235,7 +240,7 @@ class Request:
                 return
             if not self.startedWriting and (body or self.method != b"HEAD") and self.code not in (204, 304):
                 # (a HEAD rendered as b"" keeps the Content-Length its resource set)
-                self.responseHeaders.setRawHeaders(b"Content-Length", [b"%d" % len(body)])
+                self.responseHeaders._fields[b"content-length"] = [b"Content-Length", [b"%d" % len(body)]]
             self.write(body)
             self.finish()
             return
@@ -322,6 +327,9 @@ class Request:
 
     def getHost(self) -> Any:
         """The server's address this request came in on."""
+        channel = self.channel
+        if channel is not None:
+            return channel.getHost()
         return self.transport.getHost()
 
     def isSecure(self) -> bool:

@@ -103,6 +103,8 @@ class Data(resource.Resource):
 
 
 _dates: dict = {}
+#: (path, size, mtime, default type) -> what _file_headers works out for that version of the file.
+_file_headers: dict = {}
 
 
 def _http_date(when: float) -> bytes:
@@ -422,25 +424,45 @@ class File(resource.Resource):
         try:
             return self._answer_file(request, owner, info)
         finally:
-            owner.close()
+            if owner.fd >= 0:
+                owner.close()
+
+    def _file_headers(self, info: os.stat_result) -> tuple:
+        """``(etag, modified, {lower name: (name, value)})`` of this file's version (remembered)."""
+        key = (self.path, info.st_size, info.st_mtime_ns, self.defaultType)
+        known = _file_headers.get(key)
+        if known is not None:
+            return known
+        ctype, encoding = getTypeAndEncoding(os.path.basename(self.path), self.contentTypes or {},
+                                             self.contentEncodings, self.defaultType)
+        etag = b'"%x-%x"' % (info.st_size, info.st_mtime_ns)
+        modified = int(info.st_mtime)
+        ctype_bytes = ctype.encode("latin-1") if isinstance(ctype, str) else ctype
+        if b"\r" in ctype_bytes or b"\n" in ctype_bytes or b"\0" in ctype_bytes:
+            raise ValueError(f"content type {ctype!r} contains a line break or NUL")
+        fields = {b"accept-ranges": (b"Accept-Ranges", b"bytes"),
+                  b"last-modified": (b"Last-Modified", _http_date(modified)),
+                  b"etag": (b"ETag", etag), b"content-type": (b"Content-Type", ctype_bytes)}
+        if encoding:
+            fields[b"content-encoding"] = (b"Content-Encoding", encoding.encode("ascii"))
+        known = (etag, modified, fields)
+        if len(_file_headers) > 4096:
+            _file_headers.clear()
+        _file_headers[key] = known
+        return known
 
     def _answer_file(self, request: Any, owner: "_Descriptor", info: os.stat_result) -> Any:
         fd = owner.fd
         size = info.st_size
-        ctype, encoding = getTypeAndEncoding(os.path.basename(self.path), self.contentTypes or {},
-                                             self.contentEncodings, self.defaultType)
-        etag = b'"%x-%x"' % (size, info.st_mtime_ns)
-        modified = int(info.st_mtime)
+        etag, modified, cached = self._file_headers(info)
+        response_fields = request.responseHeaders._fields
+        for lower, (name, value) in cached.items():
+            response_fields[lower] = [name, [value]]
         setHeader = request.setHeader
-        setHeader(b"Accept-Ranges", b"bytes")
-        setHeader(b"Last-Modified", _http_date(modified))
-        setHeader(b"ETag", etag)
-        setHeader(b"Content-Type", ctype)
-        if encoding:
-            setHeader(b"Content-Encoding", encoding)
         headers = request.requestHeaders
-        match = headers._first(b"if-none-match") if headers is not None else None
-        since = headers._first(b"if-modified-since") if headers is not None else None
+        asked = headers._fields if headers is not None else {}
+        match = asked[b"if-none-match"][1][0] if b"if-none-match" in asked else None
+        since = asked[b"if-modified-since"][1][0] if b"if-modified-since" in asked else None
         if match is not None:
             tags = [tag.strip() for tag in match.split(b",")]
             if b"*" in tags or etag in tags or b"W/" + etag in tags:
@@ -454,7 +476,7 @@ class File(resource.Resource):
                 request.setResponseCode(304)
                 return b""
         start, length = 0, size
-        wanted = headers._first(b"range") if headers is not None else None
+        wanted = asked[b"range"][1][0] if b"range" in asked else None
         if wanted is not None and self._range_applies(headers, etag, modified):
             span = _parse_range(wanted, size)
             if span == "unsatisfiable":
@@ -468,15 +490,12 @@ class File(resource.Resource):
                 length = end - start + 1
                 request.setResponseCode(206)
                 setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
-        setHeader(b"Content-Length", b"%d" % length)
+        response_fields[b"content-length"] = [b"Content-Length", [b"%d" % length]]
         if request.method == b"HEAD":
             owner.close()
             return b""
         if length <= SMALL_FILE:
-            try:
-                data = os.pread(fd, length, start)
-            finally:
-                owner.close()
+            data = os.pread(fd, length, start)
             if len(data) != length:
                 log.warning("Short read: %s had %d bytes of the %d expected (changed while read?)",
                             self.path, len(data), length)

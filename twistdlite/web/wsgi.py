@@ -89,19 +89,26 @@ class _Response:
         self.headers: list = []
         self.started = False  # (in the thread) the head was handed to the loop
         self.stopped = False  # the connection was lost
-        self.writable = threading.Event()
-        self.writable.set()
+        self.paused = False  # the client is not keeping up: the application's thread waits
+        self._resumed: Optional[threading.Event] = None  # made only when paused
 
     # producer interface, called on the loop by the channel
     def pauseProducing(self) -> None:
-        self.writable.clear()
+        """The client is not keeping up: the application's thread waits at its next chunk."""
+        self._resumed = threading.Event()
+        self.paused = True
 
     def resumeProducing(self) -> None:
-        self.writable.set()
+        """The client caught up: the application's thread goes on."""
+        self.paused = False
+        resumed = self._resumed
+        if resumed is not None:
+            resumed.set()
 
     def stopProducing(self) -> None:
+        """The connection was lost: the application's thread stops at its next chunk."""
         self.stopped = True
-        self.writable.set()
+        self.resumeProducing()
 
     # -- in the application's thread -----------------------------------------------------------
     def start_response(self, status: str, headers: list, exc_info: Any = None) -> Callable:
@@ -146,8 +153,9 @@ class _Response:
         if not data and not last and head is None:
             return
         self.loop.call_soon_threadsafe(self._deliver, head, data, last)
-        if not last and not self.writable.is_set():
-            if not self.writable.wait(WRITE_WAIT):
+        if not last and self.paused:
+            resumed = self._resumed
+            if resumed is not None and not resumed.wait(WRITE_WAIT):
                 self.stopped = True
         if self.stopped:
             raise ConnectionError("the client went away")
