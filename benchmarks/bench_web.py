@@ -99,9 +99,7 @@ def servers_for(workload: str, ctx: Context, root: Path) -> list:
         specs.append(WebServer("nginx", "nginx", [nginx or "nginx", "-c", "{dir}/nginx.conf", "-p", "{dir}"],
                                "" if nginx and os.path.exists(mime) else "nginx not installed",
                                NGINX_CONF.replace("{mime}", mime).replace("{root}", str(root))))
-    else:
-        specs.append(WebServer("nginx", "nginx", [], "nginx runs no WSGI application"))
-    return specs
+    return specs  # (nginx runs no WSGI application: no nginx row for that workload)
 
 
 def wait_http(port: int, path: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
