@@ -163,6 +163,38 @@ def close_inherited() -> None:
         os.close(null)
 
 
+#: With pre-forked workers on one shared socket: how many connections a worker accepts per wake-up
+#: (None: asyncio's default, as many as the backlog). See :func:`share_accepts`.
+_accept_batch: Optional[int] = None
+
+
+def share_accepts(batch: int = 1) -> None:
+    """This process shares its listening sockets with others: accept at most ``batch`` connections per wake-up.
+
+    asyncio accepts, each time a listening socket is readable, up to its
+    backlog of connections at once; with several processes on one socket, the
+    first one to wake takes a whole burst (50 connections opened together all
+    land in one worker). Taking ``batch`` at a time leaves the rest of the
+    burst to the other workers, which the kernel woke too.
+    """
+    global _accept_batch
+    _accept_batch = batch
+
+
+def _start_shared(server: Any, sock: socket.socket, backlog: int) -> None:
+    """Start serving ``server`` with an accept batch smaller than the queue: the queue keeps ``backlog``.
+
+    ``create_server`` takes one number for both (``listen(backlog)`` and the
+    accepts per wake-up); the socket is shared, so its queue must not shrink,
+    not even for a turn of the loop.
+    """
+    start = getattr(server, "_start_serving", None)
+    if start is None:  # pragma: no cover - every CPython 3.7+ has it
+        raise RuntimeError("this asyncio has no Server._start_serving")
+    start()
+    sock.listen(backlog)
+
+
 def serving_ports() -> list:
     """The stream ports serving in this process now."""
     return [port for port in list(_serving) if port.server is not None]
@@ -321,12 +353,16 @@ class StreamPort:
         if self.server is not None:
             return
         loop = asyncio.get_running_loop()
+        batch = _accept_batch if isinstance(loop, asyncio.BaseEventLoop) else None  # uvloop accepts itself
         server = await loop.create_server(
             protocol_factory_for(self.factory, self.kind, self),
             sock=self.socket,
-            backlog=self.backlog,
+            backlog=batch or self.backlog,
+            start_serving=batch is None,
             **self._server_options(),
         )
+        if batch is not None:
+            _start_shared(server, self.socket, self.backlog)
         if self._stopped:  # stopListening() ran while the server was being created
             server.close()
             return
@@ -337,6 +373,20 @@ class StreamPort:
             self.factory.doStart()
             self._factory_started = True
         log.info("%s starting on %s", factory_name(self.factory), self._where())
+
+    def stopAccepting(self) -> None:
+        """Accept no new connection, keeping the socket open: those already accepted are still set up.
+
+        On the stdlib loop, an accepted connection becomes a transport one loop
+        turn later, and closing the server in between loses it (reset); so a
+        graceful stop takes this step first, waits, then :meth:`stopListening`.
+        """
+        if self.server is None or self.socket is None:
+            return
+        try:
+            asyncio.get_running_loop().remove_reader(self.socket.fileno())
+        except (NotImplementedError, ValueError, RuntimeError, OSError):
+            pass  # a loop that accepts by itself (uvloop) has no such gap
 
     def startListening(self) -> "StreamPort":
         """Bind now and serve once the loop runs (as ``reactor.listenTCP`` does); returns self."""
