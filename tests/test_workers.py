@@ -99,6 +99,24 @@ def test_the_share_gives_a_reloaded_port_the_same_socket_and_owns_unix_files(tmp
         socket.create_connection(("127.0.0.1", first.getHost().port), timeout=1)
 
 
+def test_two_ports_asking_for_port_0_get_two_sockets_and_keep_them_across_loads():
+    share = SocketShare()
+    ports = [TCPPort(0, protocol.ServerFactory(), interface="127.0.0.1") for _ in range(2)]
+    with share.binding():
+        for port in ports:
+            port.bind()
+    first = [port.getHost().port for port in ports]
+    assert first[0] != first[1]
+    again = [TCPPort(0, protocol.ServerFactory(), interface="127.0.0.1") for _ in range(3)]
+    with share.binding() as load:
+        for port in again:
+            port.bind()
+    assert [port.getHost().port for port in again][:2] == first and len(load.new) == 1
+    for port in ports + again:
+        port.stopListening()
+    share.close()
+
+
 def test_health_answers():
     state = health.HealthState(lambda: (True, "fine"), lambda: (False, "starting"))
     live = health.answer(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n", state)

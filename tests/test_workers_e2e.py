@@ -204,6 +204,23 @@ def test_daemon_pool_readiness_status_log_rotation_reload_and_stop(tmp_path):
         second = workers_of(supervisor)
         assert len(second) == 2 and not second & workers
 
+        # A reload that listens somewhere new binds it; one that no longer does closes it.
+        tac.write_text(tac.read_text().replace("EXTRA_PORTS = 0", "EXTRA_PORTS = 1"))
+        os.kill(supervisor, signal.SIGHUP)
+        wait_for_file_text(log, r"Reloaded: generation 3 serving")
+        extra = {int(p) for p in re.findall(r"starting on (\d+)", log.read_text())} - {port}
+        assert len(extra) == 1
+        extra_port = extra.pop()
+        assert ask(extra_port, b"version") == "2"
+        tac.write_text(tac.read_text().replace("EXTRA_PORTS = 1", "EXTRA_PORTS = 0"))
+        os.kill(supervisor, signal.SIGHUP)
+        wait_for_file_text(log, rf"Closing the listening socket 127\.0\.0\.1:{extra_port}: the reloaded "
+                                r"application does not use it\.")
+        with pytest.raises(ConnectionRefusedError):
+            ask(extra_port)
+        assert ask(port, b"version") == "2"
+        second = workers_of(supervisor)
+
         # A reload whose .tac has a syntax error: the error is logged, the workers keep serving.
         tac.write_text(tac.read_text() + "\ndef broken(:\n")
         os.kill(supervisor, signal.SIGHUP)
@@ -382,4 +399,20 @@ def test_systemd_hears_ready_when_every_worker_is_and_reloading_at_sighup(tmp_pa
         assert proc.wait(20) == 0, out.rest()
     finally:
         listener.close()
+        stop_foreground(proc)
+
+
+def test_ctrl_c_in_a_terminal_stops_the_pool_gracefully(tmp_path):
+    """A terminal signals its whole foreground process group: the workers hear it from their supervisor only."""
+    proc = subprocess.Popen([*TWISTDLITE, "-noy", str(APP), "--pidfile", "", "--workers", "2"], cwd=tmp_path,
+                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    out = LineReader(proc)
+    try:
+        out.wait_for(r"All 2 workers are ready")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(20) == 0, out.rest()
+        text = out.rest()
+        assert "again" not in text and len(re.findall(r"Worker \d \(PID \d+\) stopped\.", text)) == 2, text
+    finally:
         stop_foreground(proc)

@@ -229,6 +229,11 @@ class SocketShare:
         finally:
             _share = previous
 
+    def key_for(self, address: Any) -> Any:
+        """The key of the next port of this load asking for ``address``: its occurrence is counted, so two
+        ports asking for port 0 get two sockets (and keep them, in order, across reloads)."""
+        return (address, sum(1 for key in self._load.keys if key[0] == address))
+
     def take(self, key: Any) -> Optional[socket.socket]:
         """A duplicate of the socket held for ``key`` (recording its use), or None."""
         found = self.held.get(key)
@@ -249,9 +254,15 @@ class SocketShare:
 
     def describe(self, key: Any) -> str:
         """How log lines name the socket held for ``key``."""
-        if key[0] == "UNIX":
-            return repr(key[1])
-        return f"{key[1] or '*'}:{key[2]}"
+        found = self.held.get(key)
+        if found is not None:
+            try:
+                name = found[0].getsockname()
+                return repr(name) if isinstance(name, (str, bytes)) else f"{name[0]}:{name[1]}"
+            except OSError:
+                pass
+        address = key[0]
+        return repr(address[1]) if address[0] == "UNIX" else f"{address[1] or '*'}:{address[2]}"
 
     def drop(self, keys: Iterable[Any]) -> None:
         """Close the sockets held for ``keys`` (removing their files)."""
@@ -320,7 +331,8 @@ class StreamPort:
         if self.socket is not None:
             return
         share = _share
-        key = self._share_key() if share is not None else None
+        address = self._share_key() if share is not None else None
+        key = share.key_for(address) if address is not None else None
         sock = share.take(key) if key is not None else None
         if sock is None:
             sock = self._open_socket()

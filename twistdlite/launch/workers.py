@@ -679,6 +679,10 @@ class Supervisor:
             signals.catch_early()
             del signals._received[:]
             set_parent_death_signal(signal.SIGKILL)
+            try:
+                os.setpgid(0, 0)  # a terminal's Ctrl-C (or kill %1) reaches the supervisor only, which stops us
+            except OSError:
+                pass
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if os.getppid() != self.me:
                 os._exit(1)  # the supervisor died before the death signal was set
