@@ -62,6 +62,15 @@ def test_client_strings_build_the_matching_endpoints(tmp_path):
     ("tcp", "tcp needs port"),
     ("tcp:8080:bogus=1", "unknown parameter 'bogus' for tcp (known: port, interface, backlog)"),
     ("tcp:8080:backlog=-1", "backlog must not be negative, not '-1'"),
+    ("tcp:0:interface=127.0.0.1:backlog=99999999999999999999",
+     "backlog must be at most 2147483647, not '99999999999999999999'"),
+    ("tcp:0:backlog=2147483648", "backlog must be at most 2147483647, not '2147483648'"),
+    ("unix:/p.sock:backlog=2147483648", "backlog must be at most 2147483647, not '2147483648'"),
+    ("tcp:99999999999999999999", "the port must be a number from 0 to 65535, not '99999999999999999999'"),
+    ("unix:/p.sock:mode=99999999999999999999", "mode must be octal digits such as 660, not '99999999999999999999'"),
+    ("tcp6:0:interface=127.0.0.1", "tcp6 listens on IPv6, and interface 127.0.0.1 is an IPv4 address: use "
+                                   "tcp:0:interface=127.0.0.1 for IPv4, or an IPv6 address (such as ::1 or "
+                                   "::ffff:127.0.0.1, escaping each colon with a backslash)"),
     ("tcp:8080:9090", "unexpected field '9090' (tcp takes port positional field)"),
     ("tcp:port=1:interface=x:9", "a positional field comes after a name=value field; if the value of "
                                  "interface has colons in it, escape each one with a backslash: interface=x\\:9"),
@@ -109,11 +118,28 @@ def test_malformed_server_strings_are_clear_value_errors(description, reason, mo
     ("tcp:host=h:port=\uff18\uff10", "the port must be a number from 0 to 65535, not '\uff18\uff10'"),
     ("tcp:h:80:timeout=\uff15", "timeout must be a number, not '\uff15'"),
     ("tcp:h:80:timeout=nan", "timeout must be a number, not 'nan'"),
+    ("tcp:h:80:timeout=inf", "timeout must be at most 86400 seconds, not 'inf'"),
+    ("tcp:h:80:timeout=1e400", "timeout must be at most 86400 seconds, not '1e400'"),
+    ("tcp:h:80:timeout=1e12", "timeout must be at most 86400 seconds, not '1e12'"),
+    ("tcp:h:80:timeout=-1", "timeout must not be negative, not '-1'"),
 ])
 def test_malformed_client_strings_are_clear_value_errors(description, reason):
     with pytest.raises(EndpointStringError) as info:
         endpoints.clientFromString(description)
     assert str(info.value) == f"bad client endpoint description {description!r}: {reason}"
+
+
+def test_tcp6_listens_on_ipv6_or_not_at_all():
+    """An IPv4 interface for tcp6 is refused above; an IPv6 one (v4-mapped included) listens on IPv6."""
+    async def main():
+        for description in ("tcp6:0:interface=\\:\\:1", "tcp6:0:interface=\\:\\:ffff\\:127.0.0.1"):
+            port = strports.listen(description, protocol.Factory.forProtocol(Echo))
+            try:
+                assert port.getHost().type == "TCP" and ":" in port.getHost().host, port.getHost()
+            finally:
+                await port.stopListening()
+
+    run(main())
 
 
 def test_escaped_colons_and_ascii_ports(tmp_path):
@@ -245,3 +271,11 @@ def test_a_tac_with_a_malformed_string_fails_to_load_with_one_line(tmp_path):
         f"twistdlite: error: error while running {tac}: EndpointStringError: bad server endpoint description "
         "'tcp:eighty': the port must be a number from 0 to 65535, not 'eighty'")
     assert not (tmp_path / "twistd.pid").exists()
+
+
+def test_a_backlog_too_large_for_listen_is_named_as_the_backlog():
+    from twistdlite.error import CannotListenError
+
+    server = internet.TCPServer(0, protocol.Factory.forProtocol(Echo), backlog=2**40, interface="127.0.0.1")
+    with pytest.raises(CannotListenError, match=r"^Couldn't listen on 127.0.0.1:0: invalid backlog 1099511627776: "):
+        server.privilegedStartService()

@@ -351,6 +351,10 @@ def test_usage_errors_at_the_cli_edge(capsys, tmp_path):
     assert usage_error(capsys, "-n", "web", "--path", str(tmp_path), "--listen", "tcp:99999") == \
         "twistdlite: error: web: invalid value for '--listen': bad server endpoint description 'tcp:99999': " \
         "the port must be a number from 0 to 65535, not '99999'"
+    listen = "tcp:0:interface=127.0.0.1:backlog=99999999999999999999"
+    assert usage_error(capsys, "-n", "web", "--path", str(tmp_path), "--listen", listen) == \
+        f"twistdlite: error: web: invalid value for '--listen': bad server endpoint description {listen!r}: " \
+        "backlog must be at most 2147483647, not '99999999999999999999'"
     assert "portforward: invalid value for '-d' / '--dest_port' / '--dest-port'" in \
         usage_error(capsys, "-n", "portforward", "-d", "0")
     assert usage_error(capsys, "-n", "portforward", "--host", "") == \

@@ -491,14 +491,17 @@ class TCPPort(StreamPort):
             sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError as exc:
             raise CannotListenError(self.interface, self.port, exc) from None
+        what = "port"
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.interface, self.port))
+            what = "backlog"
             sock.listen(self.backlog)
         except (OSError, OverflowError, TypeError) as exc:
             sock.close()
             if not isinstance(exc, OSError):
-                exc = OSError(errno.EINVAL, f"invalid port {self.port!r}: {exc}")
+                value = self.port if what == "port" else self.backlog
+                exc = OSError(errno.EINVAL, f"invalid {what} {value!r}: {exc}")
             raise CannotListenError(self.interface, self.port, exc,
                                     _listen_error_hint(self.port, exc)) from None
         return sock

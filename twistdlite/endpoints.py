@@ -371,7 +371,20 @@ def _port_number(value: Any) -> int:
     return int(text)
 
 
-def _positive_int(name: str, value: Any) -> int:
+#: The largest backlog ``listen()`` takes (a C int; the kernel lowers it to ``somaxconn``).
+_MAX_BACKLOG = 2**31 - 1
+#: The longest client ``timeout`` an endpoint string may give, in seconds (one day).
+_MAX_TIMEOUT = 86400.0
+
+
+def _positive_int(name: str, value: Any, maximum: Optional[int] = None) -> int:
+    number = _whole_number(name, value)
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, not {value!r}")
+    return number
+
+
+def _whole_number(name: str, value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     else:
@@ -386,7 +399,7 @@ def _positive_int(name: str, value: Any) -> int:
     return number
 
 
-def _number(name: str, value: Any) -> float:
+def _number(name: str, value: Any, maximum: float = _MAX_TIMEOUT) -> float:
     import math
 
     if isinstance(value, str) and not value.isascii():
@@ -399,6 +412,8 @@ def _number(name: str, value: Any) -> float:
         raise ValueError(f"{name} must be a number, not {value!r}")
     if number < 0:
         raise ValueError(f"{name} must not be negative, not {value!r}")
+    if number > maximum:  # infinity too
+        raise ValueError(f"{name} must be at most {maximum:g} seconds, not {value!r}")
     return number
 
 
@@ -446,10 +461,24 @@ def _require(kind: str, values: dict, name: str) -> Any:
 def _server_tcp(args: list, kwargs: dict, kind: str = "tcp") -> Any:
     values = _take(kind, args, kwargs, ["port"], ["port", "interface", "backlog"])
     port = _port_number(_require(kind, values, "port"))
-    backlog = _positive_int("backlog", values.get("backlog", 50))
+    backlog = _positive_int("backlog", values.get("backlog", 50), _MAX_BACKLOG)
     default_interface = "::" if kind == "tcp6" else ""
+    interface = values.get("interface", default_interface)
+    if kind == "tcp6" and _is_ipv4(interface):
+        raise ValueError(f"tcp6 listens on IPv6, and interface {interface} is an IPv4 address: use "
+                         f"tcp:{port}:interface={interface} for IPv4, or an IPv6 address (such as ::1 or "
+                         f"::ffff:{interface}, escaping each colon with a backslash)")
     cls = TCP6ServerEndpoint if kind == "tcp6" else TCP4ServerEndpoint
-    return cls(port, backlog, values.get("interface", default_interface))
+    return cls(port, backlog, interface)
+
+
+def _is_ipv4(address: str) -> bool:
+    """True for an IPv4 address literal (``127.0.0.1``)."""
+    try:
+        socket.inet_pton(socket.AF_INET, address)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _server_unix(args: list, kwargs: dict) -> Any:
@@ -457,7 +486,7 @@ def _server_unix(args: list, kwargs: dict) -> Any:
     address = _require("unix", values, "address")
     mode = _mode(values["mode"]) if "mode" in values else 0o666
     want_pid = _flag("lockfile", values["lockfile"]) if "lockfile" in values else False
-    backlog = _positive_int("backlog", values.get("backlog", 50))
+    backlog = _positive_int("backlog", values.get("backlog", 50), _MAX_BACKLOG)
     return UNIXServerEndpoint(address, backlog, mode, want_pid)
 
 
@@ -465,7 +494,7 @@ def _server_ssl(args: list, kwargs: dict) -> Any:
     values = _take("ssl", args, kwargs, ["port"],
                    ["port", "privateKey", "certKey", "interface", "backlog", "sslmethod"])
     port = _port_number(_require("ssl", values, "port"))
-    backlog = _positive_int("backlog", values.get("backlog", 50))
+    backlog = _positive_int("backlog", values.get("backlog", 50), _MAX_BACKLOG)
     key = values.get("privateKey", "server.pem")
     cert = values.get("certKey", key)
     from twistdlite.ssl import DefaultOpenSSLContextFactory, TLSConfigError
