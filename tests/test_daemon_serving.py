@@ -278,15 +278,25 @@ def test_dump_stacks_shows_threads_and_tasks():
 
 # -- signals --------------------------------------------------------------------------------
 
-def test_deadline_interrupts_synchronous_code():
-    began = time.monotonic()
-    with pytest.raises(signals.StartDeadline) as info:
-        with signals.deadline(0.1):
-            time.sleep(5)
-    assert time.monotonic() - began < 2
-    assert info.value.frame is not None
-    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) or callable(signal.getsignal(signal.SIGALRM))
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+def test_deadline_interrupts_synchronous_code_and_restores_the_alarm_handler():
+    def before(signum, frame):  # whatever SIGALRM did before the deadline must be restored after it
+        pass
+
+    saved = signal.signal(signal.SIGALRM, before)
+    try:
+        began = time.monotonic()
+        with pytest.raises(signals.StartDeadline) as info:
+            with signals.deadline(0.1):
+                time.sleep(5)
+        assert time.monotonic() - began < 2
+        assert info.value.frame is not None
+        assert signal.getsignal(signal.SIGALRM) is before  # not the deadline's handler, leaked
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        with signals.deadline(5):  # and when the deadline is not reached
+            pass
+        assert signal.getsignal(signal.SIGALRM) is before
+    finally:
+        signal.signal(signal.SIGALRM, saved)
 
 
 def test_deadline_that_is_not_reached():

@@ -276,10 +276,14 @@ def test_log_rotates_by_size_and_keeps_at_most_max_rotated(daemon, app):
 
 
 def test_rotation_can_be_turned_off(daemon, app):
+    """More than the default limit (1 MB) is logged: with 0, nothing rotates (0 is not "the default")."""
+    from twistdlite.launch.options import DEFAULT_ROTATE_LENGTH
+
     port = daemon.start("--log-rotate-length", "0")
-    send(port, b"spam 40")
+    send(port, b"spam 9000")  # ~1.2 MB
     daemon.stop()
     assert [name for name in os.listdir(app) if name.startswith("twistd.log")] == ["twistd.log"]
+    assert os.path.getsize(app / "twistd.log") > DEFAULT_ROTATE_LENGTH
 
 
 def run_logrotate(app: Path, body: str) -> None:
