@@ -221,3 +221,29 @@ def recv_until(sock: socket.socket, terminator: bytes = b"\n", limit: int = 1 <<
             break
         data += chunk
     return data
+
+
+# -- running without root's file-access capabilities ------------------------------------------------
+
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_NET_BIND_SERVICE = 1, 2, 10
+
+
+def drop_capabilities(*caps: int) -> Callable[[], None]:
+    """A preexec_fn that removes ``caps`` from the child's bounding set, so even root lacks them after exec."""
+    def drop() -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in caps:
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    return drop
+
+
+def python_without_file_capabilities(code: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` as this user but, when root, without the capabilities that bypass
+    file permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): an unreadable file is then unreadable
+    to root too, so tests of "not readable" errors run in CI (as root) as well."""
+    preexec = drop_capabilities(CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) if os.geteuid() == 0 else None
+    return subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=preexec)

@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 import twistdlite
-from support import EXAMPLES, ROOT, TWISTDLITE, LineReader, env, listening_port, run, spawn, wait_exit
+from support import (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_NET_BIND_SERVICE, EXAMPLES, ROOT, TWISTDLITE,
+                     LineReader, drop_capabilities, env, listening_port, run, spawn, wait_exit)
 from twistdlite.launch import cli
 from twistdlite.launch.errors import NotAvailable
 from twistdlite.launch.options import Options
@@ -379,22 +380,9 @@ def test_a_port_already_in_use(tmp_path):
     assert not list(tmp_path.glob("*.tap"))
 
 
-def _drop_capabilities(*caps: int):
-    """A preexec_fn that removes ``caps`` from the child's bounding set, so even root lacks them after exec."""
-    def drop() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        for cap in caps:
-            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-    return drop
-
-
-CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_NET_BIND_SERVICE = 1, 2, 10
-
-
 def run_without(caps: tuple, args: list, cwd: Path, **extra: str) -> subprocess.CompletedProcess:
     """Run twistdlite as this user, without the given capabilities (a no-op when not root)."""
-    preexec = _drop_capabilities(*caps) if os.geteuid() == 0 else None
+    preexec = drop_capabilities(*caps) if os.geteuid() == 0 else None
     try:
         return subprocess.run([*TWISTDLITE, *args], cwd=cwd, env=env(**extra), capture_output=True, text=True,
                               timeout=30, stdin=subprocess.DEVNULL, preexec_fn=preexec)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import run
+from support import python_without_file_capabilities, run
 from twistdlite.launch import loader
 from twistdlite.launch.errors import LoadError
 from twistdlite.launch.options import Options
@@ -81,12 +81,18 @@ def test_a_directory_instead_of_a_file(tmp_path):
         loader.load_tac(str(tmp_path))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
 def test_an_unreadable_file(tmp_path):
+    """Run where the file is really unreadable: as root, without the capabilities that bypass permissions."""
     tac = write(tmp_path, "secret.tac", "application = None\n")
     tac.chmod(0)
-    with pytest.raises(LoadError, match="is not readable"):
-        loader.load_tac(str(tac))
+    done = python_without_file_capabilities(
+        "from twistdlite.launch import loader\n"
+        "from twistdlite.launch.errors import LoadError\n"
+        "try:\n"
+        f"    loader.load_tac({str(tac)!r})\n"
+        "except LoadError as exc:\n"
+        "    print(exc)\n")
+    assert done.stdout == f"Application file {str(tac)!r} is not readable\n", done.stdout + done.stderr
 
 
 def test_a_syntax_error_names_the_file_and_line(tmp_path):

@@ -9,6 +9,7 @@ import pickle
 import pytest
 
 import twistdlite
+from support import python_without_file_capabilities
 from twistdlite.launch import persist
 from twistdlite.launch.errors import LaunchError, LoadError
 
@@ -197,10 +198,16 @@ def test_key_that_is_a_directory(tmp_path):
         persist.read_key(str(tmp_path))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_key_file(tmp_path):
+    """Run where the file is really unreadable: as root, without the capabilities that bypass permissions."""
     path = tmp_path / "key"
     path.write_bytes(b"x" * 32)
     path.chmod(0)
-    with pytest.raises(LaunchError, match="cannot read tap key file .*Permission denied"):
-        persist.read_key(str(path))
+    done = python_without_file_capabilities(
+        "from twistdlite.launch import persist\n"
+        "from twistdlite.launch.errors import LaunchError\n"
+        "try:\n"
+        f"    persist.read_key({str(path)!r})\n"
+        "except LaunchError as exc:\n"
+        "    print(exc)\n")
+    assert done.stdout == f"cannot read tap key file {str(path)!r}: Permission denied\n", done.stdout + done.stderr
