@@ -102,7 +102,7 @@ def stop_foreground(proc: subprocess.Popen) -> None:
 
 
 def test_pool_spreads_connections_replaces_workers_resizes_and_stops(tmp_path):
-    proc, out = start_foreground(tmp_path, "--workers", "2", "--worker-timeout", "1")
+    proc, out = start_foreground(tmp_path, "--workers", "2", "--worker-timeout", "1", "--pidfile", "pool.pid")
     try:
         port = listening_port(out.text)
         assert re.search(r"\[worker 1\] .*starting on", out.text) and re.search(r"\[worker 2\] .*starting on",
@@ -127,6 +127,8 @@ def test_pool_spreads_connections_replaces_workers_resizes_and_stops(tmp_path):
         assert replaced_in < 5.0, replaced_in
         assert load.answers, load.failures
         assert new in workers_of(proc.pid) and victim not in workers_of(proc.pid)
+        status = run(["--pidfile", "pool.pid", "status"], cwd=tmp_path)
+        assert re.search(rf"worker {number}: PID {new}, up \d+ s, 1 restart, serving", status.stdout), status.stdout
 
         # A worker whose event loop is blocked beyond --worker-timeout is killed and replaced.
         blocker = socket.create_connection(("127.0.0.1", port), timeout=5)

@@ -216,6 +216,8 @@ class SocketShare:
     def __init__(self) -> None:
         #: request key -> (socket, UNIX path or None, file identity or None)
         self.held: dict = {}
+        #: The load :meth:`binding` is recording (or last recorded).
+        self.current: ShareLoad = ShareLoad()
 
     @contextmanager
     def binding(self) -> Iterator["ShareLoad"]:
@@ -223,7 +225,7 @@ class SocketShare:
         global _share
         load = ShareLoad()
         previous, _share = _share, self
-        self._load = load
+        self.current = load
         try:
             yield load
         finally:
@@ -232,7 +234,7 @@ class SocketShare:
     def key_for(self, address: Any) -> Any:
         """The key of the next port of this load asking for ``address``: its occurrence is counted, so two
         ports asking for port 0 get two sockets (and keep them, in order, across reloads)."""
-        return (address, sum(1 for key in self._load.keys if key[0] == address))
+        return (address, sum(1 for key in self.current.keys if key[0] == address))
 
     def take(self, key: Any) -> Optional[socket.socket]:
         """A duplicate of the socket held for ``key`` (recording its use), or None."""
@@ -240,13 +242,13 @@ class SocketShare:
         if found is None:
             return None
         sock = found[0].dup()
-        self._load.add(key, sock, new=False)
+        self.current.add(key, sock, new=False)
         return sock
 
     def keep(self, key: Any, sock: socket.socket, path: Any = None, identity: Any = None) -> None:
         """Hold a duplicate of a newly bound ``sock`` for ``key`` (and own its socket file)."""
         self.held[key] = (sock.dup(), path, identity)
-        self._load.add(key, sock, new=True)
+        self.current.add(key, sock, new=True)
 
     def sockets(self) -> list:
         """The sockets the share holds (its own duplicates)."""

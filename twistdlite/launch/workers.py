@@ -605,7 +605,7 @@ class Supervisor:
             where = f" (still starting {stacks.describe(hung)})" if hung is not None else ""
             raise StartError(f"start timed out after {self.options.start_timeout:g} s{where}") from None
         except BaseException:
-            self.share.drop(getattr(self.share, "_load").new)
+            self.share.drop(self.share.current.new)  # what this load bound first
             raise
         return load
 
@@ -677,7 +677,7 @@ class Supervisor:
             for signum in (signal.SIGTTIN, signal.SIGTTOU):
                 signal.signal(signum, signal.SIG_IGN)
             signals.catch_early()
-            del signals._received[:]
+            signals.take_early()  # what the supervisor had received is not this worker's
             set_parent_death_signal(signal.SIGKILL)
             try:
                 os.setpgid(0, 0)  # a terminal's Ctrl-C (or kill %1) reaches the supervisor only, which stops us
