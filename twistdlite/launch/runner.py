@@ -17,7 +17,7 @@ import sys
 from typing import Any, Optional
 
 import twistdlite
-from twistdlite.launch import forks, loader, logsetup, notify, preload, privileges, signals
+from twistdlite.launch import forks, loader, logsetup, notify, privileges, signals
 from twistdlite.launch.errors import LaunchError, StartError
 from twistdlite.launch.options import Options
 from twistdlite.launch import pidfile as pidfiles
@@ -51,7 +51,10 @@ def run(options: Options) -> int:
             keep_stdout=options.logfile == "-",
         )
     ids = process_ids(options, application)
-    preload.preload(options, *ids)  # confined (--chroot, -u/-g) lazy imports would fail: import them now
+    if options.chroot or ids != (None, None):  # preload.needed(): an unconfined start stays lazy, registry unbuilt
+        from twistdlite.launch import preload
+
+        preload.preload(options, *ids)  # confined (--chroot, -u/-g) lazy imports would fail: import them now
     enter_directories(options)                                            # 2
     uid, gid = privileges.prepare(*ids)
     pidfile = pidfiles.for_options(options.pidfile)  # a NoPidFile with --pidfile ''
