@@ -54,10 +54,11 @@ SECTIONS = (
     ("lifecycle", "bench_lifecycle", True),
     ("import", "bench_import", True),
     ("echo", "bench_echo", True),
+    ("connmem", "connmem", True),
     ("logging", "bench_logging", True),
     ("tap", "bench_tap", True),
-    ("web", "bench_web", False),
-    ("workers", "bench_workers", False),
+    ("web", "bench_web", True),
+    ("workers", "bench_workers", True),
 )
 GROUPS = tuple(name for name, _, _ in SECTIONS)
 MODULES = {name: module for name, module, _ in SECTIONS}
@@ -258,6 +259,7 @@ def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed:
             result += f" (other run: {other['result']})"
         other_text = ratio_text(other_ratio, check.factor) if other_ratio is not None else other.get("result", "—")
         out.append(f"| {table.title} | {table.describe(check)} | {ratio} | {other_text} | {spread} | {result} |")
+    out += goals_section(checks, earlier)
     misses = [(table, check) for table, check in checks if check.result == "MISS"]
     if misses:
         out += ["", "## Missed targets: the reason found, and the fix", ""]
@@ -286,6 +288,49 @@ def render(sections: list, errors: list, leftovers: list, ctx: Context, elapsed:
             "# or with Twisted in another environment:  TWISTD=/path/to/twistd python benchmarks/run.py",
             "```"]
     return "\n".join(out).rstrip() + "\n"
+
+
+def goals_section(checks: list, earlier: dict) -> list:
+    """The goals of ``findings.GOALS``, each met or missed in this run (and in the other run, when given)."""
+    from findings import GOALS
+
+    by_id = {check.id: (table, check) for table, check in checks}
+    lines = ["", "## The goals of issue 11", "",
+             "Each goal and the targets above that measure it (ratios in this run"
+             + ("; the other run's after the slash" if earlier else "") + "). A missed goal's reason and fix "
+             "are in the next section.", "",
+             "| goal | measured as | result |", "|---|---|---|"]
+    for goal, ids in GOALS:
+        measured = [by_id[check_id] for check_id in ids if check_id in by_id]
+        if not measured:
+            lines.append(f"| {goal} | — | not measured in this run |")
+            continue
+        parts, verdicts, others = [], [], []
+        for table, check in measured:
+            ratio = ratio_text(check.ratio, check.factor) if check.ratio is not None else "—"
+            other = earlier.get(check.id, {})
+            if other:
+                ratio += " / " + (ratio_text(other["ratio"], check.factor) if other.get("ratio") is not None
+                                  else "—")
+                others.append(other.get("result"))
+            parts.append(f"{table.label_of(check.subject)}: {ratio}")
+            verdicts.append(check.result)
+        lines.append(f"| {goal} | {'; '.join(parts)} | {_verdict(verdicts)}"
+                     + (f" (other run: {_verdict(others)})" if others and _verdict(others) != _verdict(verdicts)
+                        else "") + " |")
+    return lines
+
+
+def _verdict(results: list) -> str:
+    """One word for a goal from its targets' results."""
+    judged = [result for result in results if result in ("PASS", "MISS")]
+    if not judged:
+        return "reported" if "reported" in results else "not measured"
+    if all(result == "PASS" for result in judged):
+        return "**met**"
+    if all(result == "MISS" for result in judged):
+        return "**missed**"
+    return "**partly met** (" + ", ".join(judged) + ")"
 
 
 def as_json(sections: list, errors: list, leftovers: list, elapsed: float) -> dict:
