@@ -418,3 +418,15 @@ def test_ctrl_c_in_a_terminal_stops_the_pool_gracefully(tmp_path):
         assert "again" not in text and len(re.findall(r"Worker \d \(PID \d+\) stopped\.", text)) == 2, text
     finally:
         stop_foreground(proc)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_health_endpoint_that_cannot_be_bound_fails_the_start(tmp_path, workers):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        spec = f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
+        result = run(["-noy", str(APP), "--pidfile", "", "--workers", workers, "--health", spec], cwd=tmp_path)
+    assert result.returncode == 1
+    assert re.search(rf"^twistdlite: error: --health {spec}: .*[Aa]ddress already in use", result.stderr,
+                     re.M), result.stderr

@@ -988,6 +988,7 @@ class Supervisor:
 
     def _more(self) -> None:
         if not self.is_ready or self.stopping.is_set() or self.reloading:
+            log.info("Received SIGTTIN while starting, reloading or stopping: ignored.")
             return
         self.count += 1
         log.info("Received SIGTTIN: adding worker %d.", self.count)
@@ -995,6 +996,7 @@ class Supervisor:
 
     def _fewer(self) -> None:
         if not self.is_ready or self.stopping.is_set() or self.reloading:
+            log.info("Received SIGTTOU while starting, reloading or stopping: ignored.")
             return
         if self.count <= 1:
             log.info("Received SIGTTOU: one worker left, none removed.")
