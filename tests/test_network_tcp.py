@@ -759,9 +759,7 @@ def test_endpoints_connect_plain_asyncio_protocols_and_cancel(loop):
         attempt.cancel()
         for _ in range(20):
             await asyncio.sleep(0.002)
-        from twistdlite.defer import CancelledError
-
-        assert attempt.called and attempt.result.check(CancelledError) and not port.connections
+        assert attempt.called and attempt.result.check(asyncio.CancelledError) and not port.connections
         attempt.addErrback(lambda failure: None)  # handled
         await port.stopListening()
         await port.loseAllConnections()
