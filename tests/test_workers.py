@@ -165,3 +165,14 @@ def test_forwarded_records_name_their_worker(caplog):
     first, second = caplog.records[-2:]
     assert (first.system, first.worker, first.getMessage()) == ("worker 3", 3, "hi 100%")
     assert second.system == "worker 2,Echo,1,127.0.0.1"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--crash-limit", "0"], "invalid value for '--crash-limit'"),
+    (["--worker-timeout", "0"], "invalid value for '--worker-timeout'"),
+    (["--crash-window", "inf"], "invalid value for '--crash-window'"),
+])
+def test_bad_supervision_settings_are_usage_errors(capsys, args, fragment):
+    assert cli.run_cli(["-noy", "x.tac", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"twistdlite: error: {fragment}") and err.count("\n") == 1, err
