@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import resource as rlimits
 import signal
 import socket
@@ -326,3 +327,38 @@ def test_options_that_conflict_or_a_missing_parser_are_one_line(site, tmp_path):
     assert missing.returncode == 1, missing.stderr
     assert missing.stderr == "twistdlite: error: web: the web plugin needs the httptools package: " \
                              "pip install 'twistdlite[web]'\n"
+
+
+@pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
+def test_a_file_truncated_while_sent_is_cut_short_logged_once_and_serving_goes_on(site, tmp_path, reactor):
+    big = site / "shrinking.bin"
+    big.write_bytes(b"s" * (16 << 20))
+    proc = spawn(["-n", "--pidfile", "", "-o", "-r", reactor, "web", "--listen", LOOPBACK, "--path", str(site)],
+                 cwd=tmp_path)
+    out = LineReader(proc)
+    try:
+        port = int(out.wait_for(r"Site starting on (\d+)").group(1))
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.connect(("127.0.0.1", port))
+        sock.settimeout(20)
+        sock.sendall(b"GET /shrinking.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        received = sock.recv(65536)
+        os.truncate(big, 1 << 20)  # while most of it is still to be sent
+        received += read_all(sock)  # the server closes the connection, short of the length announced
+        sock.close()
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert b"Content-Length: 16777216" in head and len(body) < 16 << 20
+        out.wait_for(r"Short send: .*shrinking\.bin")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as again:
+            again.sendall(b"GET /hello.txt HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert read_all(again).endswith(b"hello, world\n")
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = out.rest()
+    assert text.count("Short send:") == 1 and "Traceback" not in text and "Exception in callback" not in text
+    assert re.search(r'"GET /shrinking\.bin HTTP/1\.1" 200 \d+ ', text)
