@@ -195,3 +195,16 @@ def test_a_client_that_stops_reading_is_aborted_after_the_write_timeout(caplog):
     with caplog.at_level(logging.INFO, logger="twistdlite.web"):
         run(main())
     assert any("stopped reading" in r.getMessage() for r in caplog.records)
+
+
+def test_a_request_to_switch_protocols_is_answered_as_http_then_the_connection_closes():
+    async def main():
+        channel, transport = connect(site())
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello")
+        await settle()
+        response = one(transport.take())
+        assert response.body == b"got /a" and response.headers["connection"] == "close" and transport.closed
+        other = one(await exchange(site(), b"CONNECT example.org:443 HTTP/1.1\r\n\r\n"))
+        assert other.status == 405
+
+    run(main())

@@ -188,7 +188,7 @@ class Request:
         self.path = path
         if question:
             self.args = parse_qs(query, keep_blank_values=True)
-        segments = path[1:].split(b"/")
+        segments = path[1:].split(b"/") if path[:1] == b"/" else [path]  # ("*", or CONNECT's host:port)
         if b"%" in path:
             segments = [unquote_to_bytes(s) for s in segments]
         self.postpath = segments
