@@ -321,12 +321,29 @@ def test_options_that_conflict_or_a_missing_parser_are_one_line(site, tmp_path):
                           "to serve\n"
     blocker = tmp_path / "blocker"
     blocker.mkdir()
-    (blocker / "httptools.py").write_text("raise ModuleNotFoundError(\"No module named 'httptools'\", "
-                                          "name='httptools')\n")
+    for name in ("httptools", "h11"):
+        (blocker / f"{name}.py").write_text(f"raise ModuleNotFoundError(\"No module named '{name}'\", "
+                                            f"name='{name}')\n")
     missing = run(["-n", "web", "--path", str(site)], cwd=site.parent, PYTHONPATH=f"{blocker}")
     assert missing.returncode == 1, missing.stderr
-    assert missing.stderr == "twistdlite: error: web: the web plugin needs the httptools package: " \
+    assert missing.stderr == "twistdlite: error: web: the web plugin needs an HTTP parser, httptools or h11: " \
                              "pip install 'twistdlite[web]'\n"
+    # With h11 alone (no httptools wheel for the platform) it serves.
+    (blocker / "h11.py").unlink()
+    alone = spawn(["-n", "--pidfile", "", "-o", "web", "--listen", LOOPBACK, "--path", str(site)], cwd=site.parent,
+                  PYTHONPATH=f"{blocker}")
+    out = LineReader(alone)
+    try:
+        port = int(out.wait_for(r"Site starting on (\d+)").group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            assert read_all(sock).endswith(b"hello, world\n")
+        alone.send_signal(signal.SIGTERM)
+        assert wait_exit(alone) == 0
+    finally:
+        if alone.poll() is None:
+            alone.kill()
+            alone.wait(10)
 
 
 @pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])

@@ -3,13 +3,21 @@ requests, the limits (431, 413) and the timeouts (head, idle, write), each on a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from netsupport import run, until
-from twistdlite.web import resource, server
+from twistdlite.web import _channel, resource, server
 from websupport import connect, exchange, get, one, parse_responses, settle
+
+
+@pytest.fixture(autouse=True, params=sorted(_channel._PARSERS))
+def http_parser(request, monkeypatch):
+    """Every test here runs with each installed parser: httptools, and h11 (the pure-Python fallback)."""
+    monkeypatch.setattr(_channel, "DEFAULT_PARSER", request.param)
+    return request.param
 
 
 class Body(resource.Resource):
@@ -31,7 +39,7 @@ def site(**limits):
 
 def test_chunked_request_bodies_are_read_and_large_ones_spill_to_a_file():
     async def main():
-        chunked = (b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunked = (b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                    b"5\r\nhello\r\n6;ext=1\r\n, body\r\n0\r\nTrailer: x\r\n\r\n")
         channel, transport = connect(site())
         channel.dataReceived(chunked + get(b"/next"))
@@ -59,18 +67,18 @@ def test_chunked_request_bodies_are_read_and_large_ones_spill_to_a_file():
 def test_expect_100_continue_is_answered_in_turn_and_refused_for_a_body_too_large():
     async def main():
         channel, transport = connect(site())
-        channel.dataReceived(b"POST /x HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        channel.dataReceived(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
         await settle()
         assert transport.take() == b"HTTP/1.1 100 Continue\r\n\r\n"
         channel.dataReceived(b"data")
         await settle()
         assert one(transport.take()).body == b"4:data"
         channel, transport = connect(site(maxBodySize=10))
-        channel.dataReceived(b"POST /x HTTP/1.1\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n")
+        channel.dataReceived(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n")
         await settle()
         refused = one(transport.take())
         assert refused.status == 413 and refused.headers["connection"] == "close" and transport.closed
-        unknown = one(await exchange(site(), b"GET / HTTP/1.1\r\nExpect: telepathy\r\n\r\n"))
+        unknown = one(await exchange(site(), b"GET / HTTP/1.1\r\nHost: t\r\nExpect: telepathy\r\n\r\n"))
         assert unknown.status == 417
 
     run(main())
@@ -81,17 +89,17 @@ def test_expect_100_continue_is_answered_in_turn_and_refused_for_a_body_too_larg
     (b"NOT A REQUEST\r\n\r\n", 400),
     (b"GET / HTTP/9.9\r\n\r\n", 400),
     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # a TLS hello on the plain port
-    (b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
-    (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", 400),
-    (b"GET /a\x00b HTTP/1.1\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 101 + b"\r\n", 431),
-    (b"GET /" + b"a" * 17000 + b" HTTP/1.1\r\n\r\n", 431),
-    (b"GET / HTTP/1.1\r\nX-Big: " + b"b" * 17000 + b"\r\n\r\n", 431),
-    (b"POST / HTTP/1.1\r\nContent-Length: 10485761\r\n\r\n", 413),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x00b\r\n\r\n", 400),
+    (b"GET /a\x00b HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X-Many: 1\r\n" * 101 + b"\r\n", 431),
+    (b"GET /" + b"a" * 17000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 17000 + b"\r\n\r\n", 431),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10485761\r\n\r\n", 413),
 ])
 def test_malformed_or_oversized_requests_get_an_error_and_the_connection_closes(request_bytes, status, caplog):
     async def main():
@@ -122,16 +130,16 @@ def test_an_error_waits_for_the_requests_before_it():
 
 def test_limits_are_the_sites_options():
     async def main():
-        small = site(maxHeadSize=512, maxHeaders=3, maxBodySize=4)
+        small = site(maxHeadSize=512, maxHeaders=4, maxBodySize=4)  # (get() adds a Host header)
         assert one(await exchange(small, get(b"/", b"A: 1", b"B: 2", b"C: 3"))).status == 200
         assert one(await exchange(small, get(b"/", b"A: 1", b"B: 2", b"C: 3", b"D: 4"))).status == 431
         assert one(await exchange(small, get(b"/", b"A: " + b"x" * 600))).status == 431
-        chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
+        chunked = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
         assert one(await exchange(small, chunked)).status == 413
         assert one(await exchange(small, get(b"/", method=b"POST", body=b"abcd"))).body == b"4:abcd"
         # A head sent in many small pieces is bounded too, before it is ever complete.
         channel, transport = connect(small)
-        channel.dataReceived(b"GET / HTTP/1.1\r\n")
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: t\r\n")
         for _ in range(100):
             if transport.closed:
                 break
@@ -145,13 +153,27 @@ def test_limits_are_the_sites_options():
 def test_a_head_sent_too_slowly_is_cut_off(caplog):
     async def main():
         channel, transport = connect(site(headTimeout=0.05))
-        channel.dataReceived(b"GET / HTTP/1.1\r\nX-Slow: ")
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ")
         await until(lambda: transport.closed, what="the slow client to be dropped")
         assert transport.data == b""
 
     with caplog.at_level(logging.INFO, logger="twistdlite.web"):
         run(main())
     assert any("Timing out client" in r.getMessage() for r in caplog.records)
+
+
+def test_a_head_trickling_in_does_not_extend_its_deadline():
+    async def main():
+        channel, transport = connect(site(headTimeout=0.3))
+        began = asyncio.get_running_loop().time()
+        for byte in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"z" * 200:
+            if transport.closed:
+                break
+            channel.dataReceived(bytes([byte]))
+            await asyncio.sleep(0.02)
+        assert transport.closed and asyncio.get_running_loop().time() - began < 2.0
+
+    run(main())
 
 
 def test_an_idle_kept_alive_connection_is_closed_and_a_busy_one_is_not():
@@ -200,11 +222,11 @@ def test_a_client_that_stops_reading_is_aborted_after_the_write_timeout(caplog):
 def test_a_request_to_switch_protocols_is_answered_as_http_then_the_connection_closes():
     async def main():
         channel, transport = connect(site())
-        channel.dataReceived(b"GET /a HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello")
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello")
         await settle()
         response = one(transport.take())
         assert response.body == b"got /a" and response.headers["connection"] == "close" and transport.closed
-        other = one(await exchange(site(), b"CONNECT example.org:443 HTTP/1.1\r\n\r\n"))
+        other = one(await exchange(site(), b"CONNECT example.org:443 HTTP/1.1\r\nHost: t\r\n\r\n"))
         assert other.status == 405
 
     run(main())

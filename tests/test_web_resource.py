@@ -11,9 +11,16 @@ import logging
 import pytest
 
 from netsupport import run
-from twistdlite.web import resource, server, util
+from twistdlite.web import _channel, resource, server, util
 from twistdlite.web.http_headers import Headers
 from websupport import connect, exchange, get, one, parse_responses, settle
+
+
+@pytest.fixture(autouse=True, params=sorted(_channel._PARSERS))
+def http_parser(request, monkeypatch):
+    """Every test here runs with each installed parser: httptools, and h11 (the pure-Python fallback)."""
+    monkeypatch.setattr(_channel, "DEFAULT_PARSER", request.param)
+    return request.param
 
 
 class Echo(resource.Resource):

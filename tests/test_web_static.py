@@ -12,8 +12,15 @@ import time
 import pytest
 
 from netsupport import run, until
-from twistdlite.web import server, static
+from twistdlite.web import _channel, server, static
 from websupport import connect, exchange, get, one, parse_responses, settle
+
+
+@pytest.fixture(autouse=True, params=sorted(_channel._PARSERS))
+def http_parser(request, monkeypatch):
+    """Every test here runs with each installed parser: httptools, and h11 (the pure-Python fallback)."""
+    monkeypatch.setattr(_channel, "DEFAULT_PARSER", request.param)
+    return request.param
 
 
 @pytest.fixture

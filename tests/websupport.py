@@ -165,6 +165,8 @@ def get(path: bytes, *headers: bytes, method: bytes = b"GET", version: bytes = b
         body: Optional[bytes] = None) -> bytes:
     """A request's bytes."""
     lines = [method + b" " + path + b" " + version] + list(headers)
+    if version == b"HTTP/1.1" and not any(h.lower().startswith(b"host:") for h in headers):
+        lines.append(b"Host: test")  # (HTTP/1.1 requires it; h11 insists)
     if body is not None:
         lines.append(b"Content-Length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")

@@ -25,7 +25,7 @@ import click
 #: Where the server listens when no ``--listen`` is given (twistd web's default).
 DEFAULT_LISTEN = "tcp:8080"
 
-_INSTALL = "the web plugin needs the httptools package: pip install 'twistdlite[web]'"
+_INSTALL = "the web plugin needs an HTTP parser, httptools or h11: pip install 'twistdlite[web]'"
 
 options = click.Command(
     "web",
@@ -199,7 +199,7 @@ class WebServiceMaker:
         try:
             from twistdlite.web import server
         except ModuleNotFoundError as exc:
-            if exc.name == "httptools":
+            if exc.name in ("httptools", "h11"):
                 raise click.ClickException(_INSTALL) from None
             raise
         from twistdlite import strports

@@ -578,6 +578,8 @@ class Site(ServerFactory):
     requestFactory = Request
     displayTracebacks = False
     noisy = True
+    #: The HTTP parser: "httptools", "h11", or None for the best installed (httptools).
+    parser: Optional[str] = None
     maxHeadSize = 16 * 1024
     maxHeaders = 100
     maxBodySize: Optional[int] = 10 * 1024 * 1024
@@ -596,7 +598,7 @@ class Site(ServerFactory):
         self._logFormatter = logFormatter or combinedLogFormatter
         for name, value in limits.items():
             if name not in ("maxHeadSize", "maxHeaders", "maxBodySize", "headTimeout", "writeTimeout",
-                            "displayTracebacks"):
+                            "displayTracebacks", "parser"):
                 raise TypeError(f"Site() got an unexpected keyword argument {name!r}")
             setattr(self, name, value)
         if self.maxBodySize is None:
