@@ -238,3 +238,19 @@ def test_e2e_application_of_the_wrong_type(tmp_path):
     write(tmp_path, "wrong.tac", "application = {'name': 'not a service'}\n")
     result = run(["-ny", "wrong.tac"], cwd=tmp_path)
     assert_failed(result, r"'application' in wrong\.tac is a dict, not a twistdlite service .*", tmp_path)
+
+
+def test_imports_point_one_way_the_loader_uses_persist_never_the_reverse():
+    import ast
+
+    from twistdlite.launch import persist
+
+    tree = ast.parse(open(persist.__file__, encoding="utf-8").read())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+    assert not {name for name in imported if name.startswith("twistdlite.launch.loader")}, imported

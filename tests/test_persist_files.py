@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from twistdlite import service
-from twistdlite.launch import persist
+from twistdlite.launch import loader, persist
 from twistdlite.launch.errors import LaunchError, LoadError
 from twistdlite.launch.options import Options
 
@@ -208,7 +208,7 @@ def test_load_tap_refuses_what_is_not_an_application(tmp_path):
     path.write_bytes(b"".join(persist.encode(pickle.dumps({"not": "a service"}))))
     path.chmod(0o600)
     with pytest.raises(LoadError, match="'application' in .*a.tap is a dict, not a twistdlite service"):
-        persist.load_tap(str(path), Options())
+        loader.load_tap(str(path), Options())
 
 
 @pytest.mark.parametrize("mode, who", [(0o620, "its group"), (0o602, "others"), (0o666, "group and others")])
@@ -258,15 +258,15 @@ def test_file_owned_by_another_user_is_refused(tmp_path):
 
 def test_missing_directory_dangling_link_and_fifo(tmp_path):
     with pytest.raises(LoadError, match="Application file .*nothing.tap' does not exist"):
-        persist.load_tap(str(tmp_path / "nothing.tap"), Options())
+        loader.load_tap(str(tmp_path / "nothing.tap"), Options())
     with pytest.raises(LoadError, match="is a directory, not a file"):
-        persist.load_tap(str(tmp_path), Options())
+        loader.load_tap(str(tmp_path), Options())
     (tmp_path / "dangling.tap").symlink_to(tmp_path / "gone")
     with pytest.raises(LoadError, match="dangling.tap' is a symbolic link; .tap files are never read through one"):
-        persist.load_tap(str(tmp_path / "dangling.tap"), Options())
+        loader.load_tap(str(tmp_path / "dangling.tap"), Options())
     os.mkfifo(tmp_path / "fifo.tap", 0o600)
     with pytest.raises(LoadError, match="is not a regular file"):
-        persist.load_tap(str(tmp_path / "fifo.tap"), Options())
+        loader.load_tap(str(tmp_path / "fifo.tap"), Options())
 
 
 def test_a_symlink_to_an_intact_tap_is_not_followed(tmp_path):
@@ -360,14 +360,14 @@ def test_load_tap_with_key_and_next_save_is_signed_with_it(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     persist.save(make_app("Signed"), "in.tap", persist.read_key(key))
     options = Options(file="in.tap", tap_key=key)
-    app = persist.load_tap("in.tap", options)
+    app = loader.load_tap("in.tap", options)
     assert persist.save_shutdown_tap(app, options) == "Signed-shutdown.tap"
     persist.decode((tmp_path / "Signed-shutdown.tap").read_bytes(), persist.read_key(key))
     with pytest.raises(LoadError, match="is signed with a key"):
-        persist.load_tap("Signed-shutdown.tap", Options())
+        loader.load_tap("Signed-shutdown.tap", Options())
     other = key_file(tmp_path, "other", b"o" * 32)
     with pytest.raises(LoadError, match="was not signed with the key in"):
-        persist.load_tap("Signed-shutdown.tap", Options(tap_key=other))
+        loader.load_tap("Signed-shutdown.tap", Options(tap_key=other))
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
@@ -385,7 +385,7 @@ def test_a_key_file_others_can_read_or_write_is_refused(tmp_path, mode):
 def test_restarted_app_remembers_its_import_path_for_the_next_save(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     persist.save(make_app("Again"), "first.tap", paths=["/srv/app"])
-    app = persist.load_tap("first.tap", Options(file="first.tap"))
+    app = loader.load_tap("first.tap", Options(file="first.tap"))
     persist.save_shutdown_tap(app, Options())
     header, _ = persist.decode((tmp_path / "Again-shutdown.tap").read_bytes())
     assert header.path == ("/srv/app",) and header.name == "Again"

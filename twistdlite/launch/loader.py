@@ -1,4 +1,8 @@
-"""Turn options into an Application: run a ``.tac``, read a ``.tap``, or build a plugin's."""
+"""Turn options into an Application: run a ``.tac``, read a ``.tap``, or build a plugin's.
+
+Imports point one way: the loader uses :mod:`persist` (the ``.tap`` format and files),
+never the reverse.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,18 @@ def load(options: Options) -> Any:
         from twistdlite.launch import plugins
 
         return plugins.build(options.plugin, options.plugin_args)
+    return load_tap(options.tap_file, options)
+
+
+def load_tap(path: str, options: Options) -> Any:
+    """Load the application saved in the ``.tap`` at ``path`` (``-f``), checked as the options say."""
     from twistdlite.launch import persist
 
-    return persist.load_tap(options.tap_file, options)
+    key = persist.read_key(options.tap_key)
+    application, header = persist.load(path, key, options.allow_unsafe_tap)
+    application = check_application(application, path)
+    persist.remember_loaded(application, header, key)
+    return application
 
 
 def _check_readable(path: str, what: str) -> None:

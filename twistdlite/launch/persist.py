@@ -49,7 +49,7 @@ __all__ = [
     "decode",
     "save",
     "load",
-    "load_tap",
+    "remember_loaded",
     "save_shutdown_tap",
     "shutdown_tap_path",
     "prepare_save",
@@ -379,17 +379,12 @@ def load(path: str, key: Optional[TapKey] = None, allow_unsafe: bool = False) ->
     return application, header
 
 
-def load_tap(path: str, options: Options) -> Any:
-    """Load the application saved in the ``.tap`` at ``path`` (``-f``), checked as the options say."""
-    from twistdlite.launch.loader import check_application
-
-    key = read_key(options.tap_key)
-    application, header = load(path, key, options.allow_unsafe_tap)
-    application = check_application(application, path)
+def remember_loaded(application: Any, header: TapHeader, key: Optional[TapKey]) -> None:
+    """Record what the ``.tap`` ``application`` came from says for its next save: its import path, its key."""
     remember_paths(application, header.path)
-    _plan(application).key = key
-    _plan(application).key_read = True
-    return application
+    plan = _plan(application)
+    plan.key = key
+    plan.key_read = True
 
 
 # -- saving -------------------------------------------------------------------------

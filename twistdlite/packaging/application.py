@@ -31,10 +31,9 @@ def load(path: str, app_type: str) -> Any:
 
     if app_type == "python":
         return loader.load_tac(path)
-    from twistdlite.launch import persist
     from twistdlite.launch.options import Options
 
-    return persist.load_tap(path, Options(file=path))
+    return loader.load_tap(path, Options(file=path))
 
 
 def services(root: Any) -> Iterator[Any]:
