@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
+
+import pytest
 
 from support import DEADLINE, ROOT, children, is_gone, kill_hard, read_pid, wait_gone, wait_until
 
@@ -124,6 +126,16 @@ class Daemons:
         """SIGKILL and reap every tracked or adopted process still alive."""
         for pid in self.known | adopted():
             kill_hard(pid)
+
+
+@pytest.fixture
+def daemons() -> Iterator[Daemons]:
+    """A test's daemons, killed at its end whatever happened (import it into a test module to use it)."""
+    tracked = Daemons()
+    try:
+        yield tracked
+    finally:
+        tracked.cleanup()
 
 
 def wait_no_daemon(timeout: float = DEADLINE) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon_helpers import daemons  # noqa: F401 (the fixture)
 from daemon_helpers import IS_ROOT, NOBODY, Daemons, launch_env, nobody_dir
 from support import ROOT, connect, read_pid, recv_until, wait_for_file_text, wait_gone
 from twistdlite.launch import persist
@@ -28,15 +29,6 @@ from twistdlite.launch import persist
 TAC = ROOT / "tests" / "tacs" / "confined_app.tac"
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="--chroot and -u need root")
-
-
-@pytest.fixture
-def daemons():
-    tracked = Daemons()
-    try:
-        yield tracked
-    finally:
-        tracked.cleanup()
 
 
 def make_jail(path: Path) -> Path:

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from daemon_helpers import Daemons, launch
+from daemon_helpers import daemons  # noqa: F401 (the fixture)
+from daemon_helpers import launch
 from support import is_gone, read_pid, wait_gone, wait_until
 from twistdlite.launch.cli import run_cli
 from twistdlite.launch.control import pidfile_path, process_gone
@@ -35,15 +36,6 @@ if mode != "nopid":
 print("held", flush=True)
 time.sleep(60)
 """
-
-
-@pytest.fixture
-def daemons():
-    tracked = Daemons()
-    try:
-        yield tracked
-    finally:
-        tracked.cleanup()
 
 
 def hold(path, mode="term"):

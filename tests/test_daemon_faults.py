@@ -15,19 +15,11 @@ import time
 
 import pytest
 
-from daemon_helpers import Daemons, adopted, launch, popen, wait_no_daemon
+from daemon_helpers import daemons  # noqa: F401 (the fixture)
+from daemon_helpers import adopted, launch, popen, wait_no_daemon
 from daemon_helpers import open_fds
 from support import (LineReader, is_gone, kill_hard, listening_port, read_pid, wait_for_file_text, wait_gone,
                      wait_status, wait_until)
-
-
-@pytest.fixture
-def daemons():
-    tracked = Daemons()
-    try:
-        yield tracked
-    finally:
-        tracked.cleanup()
 
 
 def failed_start(cwd, services, *args, **env):

@@ -13,18 +13,10 @@ import sys
 
 import pytest
 
-from daemon_helpers import APP, IS_ROOT, Daemons, launch, open_fds, popen, proc_status, launch_env
+from daemon_helpers import daemons  # noqa: F401 (the fixture)
+from daemon_helpers import APP, IS_ROOT, launch, open_fds, popen, proc_status, launch_env
 from support import (connect, is_gone, listening_port, read_pid, recv_until, wait_for_file_text, wait_gone,
                      wait_status)
-
-
-@pytest.fixture
-def daemons():
-    tracked = Daemons()
-    try:
-        yield tracked
-    finally:
-        tracked.cleanup()
 
 
 def started(cwd, daemons, args=(), services="record:a,listener:0", pidfile="twistd.pid", **env):

@@ -20,18 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon_helpers import Daemons
+from daemon_helpers import daemons  # noqa: F401 (the fixture)
 from support import ROOT, LineReader, read_pid, run, spawn, wait_exit, wait_for_file_text, wait_gone, wait_until
 from test_plugins import HELLO, make_dist
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
-
-
-@pytest.fixture
-def daemons():
-    tracked = Daemons()
-    yield tracked
-    tracked.cleanup()
 
 
 @pytest.fixture

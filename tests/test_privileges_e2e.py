@@ -15,7 +15,8 @@ import socket
 
 import pytest
 
-from daemon_helpers import (IS_ROOT, Daemons, launch, nobody_dir, open_fds, proc_status, public_dir,
+from daemon_helpers import daemons  # noqa: F401 (the fixture)
+from daemon_helpers import (IS_ROOT, launch, nobody_dir, open_fds, proc_status, public_dir,
                             unprivileged_python, wait_no_daemon)
 from support import connect, is_gone, read_pid, recv_until, wait_for_file_text
 
@@ -30,15 +31,6 @@ def python():
     if interpreter is None:
         pytest.skip(f"no interpreter the nobody user can run: {why}")
     return interpreter
-
-
-@pytest.fixture
-def daemons():
-    tracked = Daemons()
-    try:
-        yield tracked
-    finally:
-        tracked.cleanup()
 
 
 @pytest.fixture

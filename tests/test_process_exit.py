@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from daemon_helpers import Daemons
+from daemon_helpers import daemons  # noqa: F401 (the fixture)
 from support import LineReader, read_pid, run, spawn, wait_for_file_text, wait_status
 
 APP = """\
@@ -47,15 +47,6 @@ class Worker(service.Service):
 application = service.Application("exiting")
 Worker().setServiceParent(application)
 """
-
-
-@pytest.fixture
-def daemons():
-    tracked = Daemons()
-    try:
-        yield tracked
-    finally:
-        tracked.cleanup()
 
 
 def _app(tmp_path):
