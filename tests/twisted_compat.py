@@ -584,10 +584,10 @@ class TestCase(SynchronousTestCase):
     timeout = 60.0
 
     def _callSetUp(self) -> None:
-        from twistdlite import reactor
+        from twistdlite import _loopstate, reactor
 
         loop = asyncio.new_event_loop()
-        saved = (reactor._loop, reactor._stop_hook)
+        saved = (_loopstate.installed, _loopstate._stop_hook)
         reactor.install(loop)
         self._loop = loop
 
