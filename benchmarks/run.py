@@ -313,7 +313,7 @@ def goals_section(checks: list, earlier: dict) -> list:
                 ratio += " / " + (ratio_text(other["ratio"], check.factor) if other.get("ratio") is not None
                                   else "—")
                 others.append(other.get("result"))
-            parts.append(f"{table.label_of(check.subject)}: {ratio}")
+            parts.append(f"{table.title.split(' ', 1)[0].rstrip('.')} {table.label_of(check.subject)}: {ratio}")
             verdicts.append(check.result)
         lines.append(f"| {goal} | {'; '.join(parts)} | {_verdict(verdicts)}"
                      + (f" (other run: {_verdict(others)})" if others and _verdict(others) != _verdict(verdicts)
@@ -330,7 +330,7 @@ def _verdict(results: list) -> str:
         return "**met**"
     if all(result == "MISS" for result in judged):
         return "**missed**"
-    return "**partly met** (" + ", ".join(judged) + ")"
+    return f"**partly met** ({judged.count('PASS')} of {len(judged)} targets)"
 
 
 def as_json(sections: list, errors: list, leftovers: list, elapsed: float) -> dict:
