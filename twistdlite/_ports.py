@@ -284,6 +284,65 @@ class SocketShare:
         self.drop(list(self.held))
 
 
+class ConnectionList:
+    """The connections a port has accepted: a doubly linked list through their ``_prev``/``_next``.
+
+    What the port's code uses of a set (``add``, ``discard``, iteration over a
+    snapshot, ``len``, truth), without a hash table: an entry costs a connection
+    two references it already has room for, where a set costs it 30 to 60 bytes
+    of table.
+    """
+
+    __slots__ = ("_head", "_count")
+
+    def __init__(self) -> None:
+        self._head: Any = None
+        self._count = 0
+
+    def add(self, item: Any) -> None:
+        """Put ``item`` in (nothing if it is in already)."""
+        if item._prev is not None or self._head is item:
+            return
+        head = self._head
+        item._prev = None
+        item._next = head
+        if head is not None:
+            head._prev = item
+        self._head = item
+        self._count += 1
+
+    def discard(self, item: Any) -> None:
+        """Take ``item`` out (nothing if it is not in)."""
+        previous, following = item._prev, item._next
+        if previous is None:
+            if self._head is not item:
+                return
+            self._head = following
+        else:
+            previous._next = following
+        if following is not None:
+            following._prev = previous
+        item._prev = item._next = None
+        self._count -= 1
+
+    def __iter__(self) -> Any:
+        items = []
+        node = self._head
+        while node is not None:
+            items.append(node)
+            node = node._next
+        return iter(items)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __repr__(self) -> str:
+        return f"<ConnectionList of {self._count}>"
+
+
 def factory_name(factory: Any) -> str:
     """The name a factory (or a plain asyncio protocol factory) goes by in log lines."""
     if is_twisted_factory(factory):
@@ -301,7 +360,7 @@ class StreamPort:
         self.factory = factory
         self.socket: Optional[socket.socket] = None
         self.server: Any = None
-        self.connections: set = set()
+        self.connections: Any = ConnectionList()
         self._sessions = 0
         self._factory_started = False
         self._address: Any = None

@@ -39,6 +39,9 @@ _PULL = 16  # the registered producer is a pull producer
 _EOF = 32  # the peer's EOF came while reading was paused: close once the held data is delivered
 _DELIVERY = 64  # the delivery of held data is scheduled
 _LOST = 128  # connection_lost has run
+#: The connection's session number (its place among its port's connections) is kept in the
+#: same int, above the flag bits: one int object per connection, not two.
+_SESSION_SHIFT = 8
 #: While any of these is set, what arrives is held, not delivered.
 _HOLD = _USER_PAUSED | _DELIVERY
 
@@ -92,16 +95,23 @@ class StreamAdapter(asyncio.Protocol):
     paused, whichever loop runs it and however early it paused.
     """
 
-    __slots__ = ("site", "proto", "transport", "session", "flags", "producer", "held")
+    __slots__ = ("site", "proto", "transport", "flags", "producer", "held", "_prev", "_next")
 
     def __init__(self, site: _Site) -> None:
         self.site = site
         self.proto: Any = None
         self.transport: Any = None
-        self.session = 0
         self.flags = 0
         self.producer: Any = None
         self.held: Optional[bytes] = None
+        # The links of the owner's list of connections (see twistdlite._ports.ConnectionList).
+        self._prev: Any = None
+        self._next: Any = None
+
+    @property
+    def session(self) -> int:
+        """The connection's number among its port's (or connector's) connections, from 0."""
+        return self.flags >> _SESSION_SHIFT
 
     # -- the log mark (see twistdlite.logger.SystemContext) -------------------------------
     @property
@@ -243,7 +253,7 @@ class StreamAdapter(asyncio.Protocol):
         self.transport = transport
         site = self.site
         owner = site.owner
-        self.session = owner.next_session()
+        self.flags = owner.next_session() << _SESSION_SHIFT
         addr = from_sockaddr(site.kind, transport.get_extra_info("peername"))
         factory = site.factory
         try:
@@ -444,6 +454,10 @@ def protocol_factory_for(factory: Any, kind: str, owner: Any = None) -> Callable
 
 class _TrackedNative(asyncio.Protocol):
     """Wraps a plain asyncio protocol so its port can close it at shutdown."""
+
+    # The links of the owner's list of connections (see twistdlite._ports.ConnectionList).
+    _prev: Any = None
+    _next: Any = None
 
     def __init__(self, inner: asyncio.BaseProtocol, owner: Any) -> None:
         self.inner = inner
