@@ -765,3 +765,28 @@ def test_endpoints_connect_plain_asyncio_protocols_and_cancel(loop):
         await port.loseAllConnections()
 
     run(main(), loop)
+
+
+def test_a_ports_connection_list_behaves_as_the_set_it_replaces():
+    from twistdlite._ports import ConnectionList
+
+    class Item:
+        _prev = _next = None
+
+    items = [Item() for _ in range(4)]
+    connections = ConnectionList()
+    assert not connections and len(connections) == 0
+    for item in items:
+        connections.add(item)
+    connections.add(items[0])  # already in: nothing changes
+    assert len(connections) == 4 and set(connections) == set(items)
+    connections.discard(items[2])  # from the middle
+    connections.discard(items[3])  # the head (the last added)
+    connections.discard(Item())  # never added: nothing happens
+    connections.discard(items[2])  # already gone: nothing happens
+    assert len(connections) == 2 and set(connections) == {items[0], items[1]}
+    for item in connections:  # iterating a snapshot: discarding meanwhile is safe
+        connections.discard(item)
+    assert not connections and list(connections) == []
+    connections.add(items[2])
+    assert list(connections) == [items[2]]
