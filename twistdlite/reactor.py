@@ -409,4 +409,10 @@ def __getattr__(name: str) -> Any:
     if name == "running":
         loop = _current_loop()
         return loop is not None and loop.is_running()
+    # Where the installed loop and the stop hook were kept before they moved down to _loopstate
+    # (read by test helpers that save and restore the reactor's state).
+    if name == "_loop":
+        return _loopstate.installed
+    if name == "_stop_hook":
+        return _loopstate.stop_hook()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
