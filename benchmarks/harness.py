@@ -587,6 +587,7 @@ class Context:
     twistd: Optional[str]
     quiet_budget: float = 0.0  # seconds :meth:`settle` may still spend waiting, over the whole run
     waited: float = 0.0
+    flags: str = ""  # the command line's options that change what is measured, for the report
 
     def settle(self, longest: float = 10.0) -> None:
         """Before a round: wait (bounded by ``longest`` and what is left of the budget) for a quiet machine."""
