@@ -88,6 +88,9 @@ def test_expect_100_continue_is_answered_in_turn_and_refused_for_a_body_too_larg
     (b"GET / HTTP/1.1 and more\r\n\r\n", 400),
     (b"NOT A REQUEST\r\n\r\n", 400),
     (b"GET / HTTP/9.9\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\n\r\n", 400),  # HTTP/2 is never a text request line; httptools parses it
+    (b"GET / HTTP/0.9\r\n\r\n", 400),
+    (b"GET /\r\n\r\n", 400),  # an HTTP/0.9 request: no version, no headers
     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # a TLS hello on the plain port
     (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", 400),
     (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
