@@ -150,8 +150,20 @@ def test_a_watchdog_usec_that_is_not_a_number_is_ignored_with_one_warning(value,
     caplog.set_level(logging.WARNING, "twistdlite")
     notifier = notify.from_environment({"NOTIFY_SOCKET": str(tmp_path / "n.sock"), "WATCHDOG_USEC": value})
     assert notifier.watchdog_usec is None
+    assert caplog.records == []  # read before the log is open: the warning waits for it
+    notifier.log_warnings()
+    notifier.log_warnings()
     assert [r.getMessage() for r in caplog.records] == [
         f"WATCHDOG_USEC={value!r} is not a positive number of microseconds; no watchdog pings."]
+
+
+def test_a_notify_socket_that_is_no_path_is_ignored_with_one_warning(caplog):
+    caplog.set_level(logging.WARNING, "twistdlite")
+    notifier = notify.from_environment({"NOTIFY_SOCKET": "relative.sock"})
+    assert not notifier.enabled and notifier.send(READY=1) is False
+    notifier.log_warnings()
+    assert [r.getMessage() for r in caplog.records] == [
+        "NOTIFY_SOCKET='relative.sock' is neither a path nor an abstract name (@...); not notifying systemd."]
 
 
 def test_a_watchdog_meant_for_another_process_is_not_pinged(tmp_path):
@@ -335,6 +347,25 @@ def test_a_missing_socket_warns_once_and_the_run_goes_on(app, tmp_path):
     finally:
         assert stop(proc) == 0
     assert reader.rest().count("cannot be reached") == 1
+
+
+@pytest.mark.parametrize("variables, warning", [
+    ({"WATCHDOG_USEC": "soon"}, "WATCHDOG_USEC='soon' is not a positive number of microseconds; no watchdog pings."),
+    ({"NOTIFY_SOCKET": "relative.sock"}, "NOTIFY_SOCKET='relative.sock' is neither a path nor an abstract name"),
+])
+def test_a_malformed_variable_is_one_warning_in_the_log_and_the_run_goes_on(variables, warning, app, listener):
+    proc = spawn(["-noy", "app.tac"], cwd=app, **{"NOTIFY_SOCKET": listener.address, **variables})
+    reader = LineReader(proc)
+    try:
+        wait_until(lambda: (app / "started").exists(), what="the start")
+        # In the log, in its format (not a bare line on stderr before the log is open).
+        reader.wait_for(r"(?m)^\d{4}-\d\d-\d\dT\S+ \[twistdlite\] " + re.escape(warning))
+        if "NOTIFY_SOCKET" not in variables:
+            listener.wait_for("READY")  # the run goes on
+    finally:
+        assert stop(proc) == 0
+    assert reader.rest().count(warning) == 1
+    assert "WATCHDOG" not in listener.keys()
 
 
 def test_a_daemon_names_itself_with_mainpid(app, listener):

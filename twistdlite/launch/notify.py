@@ -20,7 +20,9 @@ application starts do not talk to the service manager in its name; a process
 forked from the run inherits a notifier that stays silent.
 
 A ``NOTIFY_SOCKET`` that cannot be reached, or a ``WATCHDOG_USEC`` that is
-not a positive number, costs one warning in the log; the run goes on.
+not a positive number, costs one warning in the log; the run goes on. (The
+variables are read before the log is open: what is wrong with them waits in
+:attr:`Notifier.warnings` until the run calls :meth:`Notifier.log_warnings`.)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Callable, Mapping, MutableMapping, Optional
+from typing import Any, Callable, List, Mapping, MutableMapping, Optional, Sequence
 
 log = logging.getLogger("twistdlite")
 
@@ -48,8 +50,10 @@ class Notifier:
     """
 
     def __init__(self, address: Optional[str] = None, watchdog_usec: Optional[int] = None,
-                 sender: Optional[Callable[[bytes], None]] = None) -> None:
+                 sender: Optional[Callable[[bytes], None]] = None, warnings: Sequence[str] = ()) -> None:
         self.address = address
+        #: What was wrong with the environment, to be logged once the log is open.
+        self.warnings: List[str] = list(warnings)
         self.watchdog_usec = watchdog_usec
         self.pid = os.getpid()
         self._sender = sender
@@ -70,6 +74,12 @@ class Notifier:
             self._error = exc.strerror or str(exc)
             return
         self._socket = sock
+
+    def log_warnings(self) -> None:
+        """Log (once) what was wrong with the environment; the run calls it when its log is open."""
+        warnings, self.warnings = self.warnings, []
+        for message in warnings:
+            log.warning("%s", message)
 
     def fileno(self) -> Optional[int]:
         """The connected socket's descriptor (a daemon keeps it), or None."""
@@ -163,7 +173,8 @@ def from_environment(environ: Optional[MutableMapping[str, str]] = None,
     """The notifier the environment asks for; the variables are removed from ``environ``.
 
     ``WATCHDOG_USEC`` that is not a positive integer is ignored with a warning,
-    as is one whose ``WATCHDOG_PID`` names another process.
+    as is one whose ``WATCHDOG_PID`` names another process; the warnings wait in
+    the notifier's :attr:`~Notifier.warnings` (the log is not open yet).
     """
     env = os.environ if environ is None else environ
     values = {name: env.pop(name, None) for name in ENVIRONMENT}
@@ -171,13 +182,13 @@ def from_environment(environ: Optional[MutableMapping[str, str]] = None,
     if address is None and sender is None:
         return Notifier()
     if address is not None and not (address.startswith("/") or address.startswith("@")):
-        log.warning("NOTIFY_SOCKET=%r is neither a path nor an abstract name (@...); not notifying systemd.",
-                    address)
-        return Notifier()
-    return Notifier(address, _watchdog_usec(values), sender)
+        return Notifier(warnings=[f"NOTIFY_SOCKET={address!r} is neither a path nor an abstract name (@...); "
+                                  "not notifying systemd."])
+    warnings: List[str] = []
+    return Notifier(address, _watchdog_usec(values, warnings), sender, warnings)
 
 
-def _watchdog_usec(values: Mapping[str, Optional[str]]) -> Optional[int]:
+def _watchdog_usec(values: Mapping[str, Optional[str]], warnings: List[str]) -> Optional[int]:
     raw = values.get("WATCHDOG_USEC")
     if raw is None or raw == "":
         return None
@@ -186,7 +197,7 @@ def _watchdog_usec(values: Mapping[str, Optional[str]]) -> Optional[int]:
         if usec <= 0:
             raise ValueError
     except ValueError:
-        log.warning("WATCHDOG_USEC=%r is not a positive number of microseconds; no watchdog pings.", raw)
+        warnings.append(f"WATCHDOG_USEC={raw!r} is not a positive number of microseconds; no watchdog pings.")
         return None
     pid = values.get("WATCHDOG_PID")
     if pid:
@@ -194,7 +205,7 @@ def _watchdog_usec(values: Mapping[str, Optional[str]]) -> Optional[int]:
             if int(pid) != os.getpid():
                 return None  # the watchdog is another process's (sd_watchdog_enabled's rule)
         except ValueError:
-            log.warning("WATCHDOG_PID=%r is not a process ID; no watchdog pings.", pid)
+            warnings.append(f"WATCHDOG_PID={pid!r} is not a process ID; no watchdog pings.")
             return None
     return usec
 

@@ -92,6 +92,7 @@ def run(options: Options) -> int:
             raise
         try:
             log_start(options, application, pidfile)
+            notifier.log_warnings()  # what was wrong with NOTIFY_SOCKET/WATCHDOG_USEC, now that the log is open
             if not options.no_save:  # a save killed last time left its temporary file
                 persist.remove_stale_temp_files(persist.shutdown_tap_path(application))
             if readiness.closed_fds:
