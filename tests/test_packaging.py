@@ -9,6 +9,8 @@ has neither twistdlite nor its dependencies: the package must carry them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -51,6 +53,20 @@ def tap2(kind: str, *args: str) -> int:
     return cli.run(command, f"tap2{kind}", list(args))
 
 
+def tap2_printing(kind: str, *args: str, cwd: Path = None) -> tuple:
+    """Run tap2deb or tap2rpm in this process (in ``cwd``): its exit status and what it printed."""
+    before = os.getcwd()
+    printed = io.StringIO()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(printed):
+            code = tap2(kind, *args)
+    finally:
+        os.chdir(before)
+    return code, printed.getvalue()
+
+
 # -- the packages, built once ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -78,19 +94,27 @@ def shutdown_tap(tmp_path_factory) -> Path:
 def tac_deb(out) -> Path:
     if not (shutil.which("dpkg-deb") and shutil.which("dpkg-buildpackage")):
         pytest.skip("dpkg-deb/dpkg-buildpackage are not installed")
-    assert tap2("deb", "-t", str(TAC), "-m", MAINTAINER, "--watchdog", "30", "-q", "-u",
-                "-d", str(out / "reverse-app_1.0_all.deb")) == 0
+    assert tap2_printing("deb", "-t", str(TAC), "-m", MAINTAINER, "--watchdog", "30", "-q", "-u",
+                         "-d", str(out / "reverse-app_1.0_all.deb")) == (0, "")  # -q: nothing printed
     return out / "reverse-app_1.0_all.deb"
+
+
+#: What tap2rpm printed when it built tac_rpm.
+RPM_BUILD: Dict[str, str] = {}
+RPM_SUMMARY = "Reverses each line it is sent"
+RPM_DESCRIPTION = "A line protocol on TCP port 2323:\n\nevery line comes back reversed."
 
 
 @pytest.fixture(scope="module")
 def tac_rpm(out) -> Path:
+    """The .rpm of the .tac, with every default that can be: the name (reverse-app, which rpmlint takes for a
+    language pack: its -app is an ISO 639 code), the file name and place (the current directory)."""
     if not shutil.which("rpmbuild"):
         pytest.skip("rpmbuild is not installed")
-    # -p: rpmlint takes a name ending in -app (a language code) for a language pack.
-    assert tap2("rpm", "-t", str(TAC), "-p", "reverser", "-m", MAINTAINER, "-V", "2.1", "-q",
-                "--rpmfile", str(out / "reverser-2.1-1.noarch.rpm")) == 0
-    return out / "reverser-2.1-1.noarch.rpm"
+    code, RPM_BUILD["printed"] = tap2_printing("rpm", "-t", str(TAC), "-V", "2.1", "-e", RPM_SUMMARY,
+                                               "-l", RPM_DESCRIPTION, cwd=out)
+    assert code == 0
+    return out / "reverse-app-2.1-1.noarch.rpm"
 
 
 @pytest.fixture(scope="module")
@@ -166,14 +190,15 @@ def test_the_deb_is_architecture_all_and_holds_the_application_twistdlite_and_it
 @needs_rpm
 def test_the_rpm_is_noarch_and_holds_the_application_twistdlite_and_its_dependencies(tac_rpm):
     info = tool("rpm", "-qpi", str(tac_rpm)).stdout
-    for field in (r"Name\s*: reverser", r"Version\s*: 2\.1", r"Release\s*: 1", r"Architecture: noarch",
-                  r"Packager\s*: Jane Doe <jane@example.org>", r"License\s*: MIT AND BSD-3-Clause AND Apache-2.0"):
-        assert re.search(field, info), field
+    for field in (r"Name\s*: reverse-app\n", r"Version\s*: 2\.1", r"Release\s*: 1", r"Architecture: noarch",
+                  r"Packager\s*: tap2rpm <root@localhost>", r"License\s*: MIT AND BSD-3-Clause AND Apache-2.0",
+                  rf"Summary\s*: {RPM_SUMMARY}\n", "Description :\n" + re.escape(RPM_DESCRIPTION)):
+        assert re.search(field, info), (field, info)
     files = tool("rpm", "-qpl", str(tac_rpm)).stdout.split()
-    for path in ["/usr/lib/reverser/app/reverse_app.tac", "/usr/lib/reverser/app/reverse.py",
-                 "/usr/lib/reverser/lib/twistdlite/__init__.py", "/usr/lib/reverser/lib/click/__init__.py",
-                 "/usr/lib/reverser/lib/daemon/daemon.py", "/usr/lib/reverser/lib/lockfile/__init__.py",
-                 "/usr/lib/systemd/system/reverser.service", "/usr/lib/sysusers.d/reverser.conf"]:
+    for path in ["/usr/lib/reverse-app/app/reverse_app.tac", "/usr/lib/reverse-app/app/reverse.py",
+                 "/usr/lib/reverse-app/lib/twistdlite/__init__.py", "/usr/lib/reverse-app/lib/click/__init__.py",
+                 "/usr/lib/reverse-app/lib/daemon/daemon.py", "/usr/lib/reverse-app/lib/lockfile/__init__.py",
+                 "/usr/lib/systemd/system/reverse-app.service", "/usr/lib/sysusers.d/reverse-app.conf"]:
         assert path in files, path
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
     requires = tool("rpm", "-qpR", str(tac_rpm)).stdout
@@ -242,13 +267,40 @@ def test_lintian_reports_no_errors_and_no_warnings_on_the_deb(tac_deb):
     assert not tags, "\n".join(tags)
 
 
+def rpmlint(*args: Path) -> tuple:
+    """rpmlint's errors (``package: E: message``) and its exit status."""
+    result = tool("rpmlint", *map(str, args), check=False)
+    return sorted(re.findall(r"^\S+: E: .*$", result.stdout, re.M)), result.returncode
+
+
 @needs_rpm
-def test_rpmlint_reports_no_errors_on_the_rpm_but_the_missing_signature(tac_rpm):
+def test_rpmlint_reports_no_errors_with_the_rpmlintrc_written_beside_the_packages(tac_rpm, tap_packages):
     if shutil.which("rpmlint") is None:
         pytest.skip("rpmlint is not installed")
-    result = tool("rpmlint", str(tac_rpm), check=False)
-    errors = re.findall(r"^\S+: E: (\S+)", result.stdout, re.M)
-    assert errors == ["no-signature"], result.stdout  # packages are never signed (-u): the distributor signs
+    packages = {"reverse-app": tac_rpm}
+    if "rpm" in tap_packages:
+        packages["reverser-state"] = tap_packages["rpm"]
+    for name, rpm in packages.items():
+        srpm = rpm.parent / rpm.name.replace(".noarch.rpm", ".src.rpm")
+        rc = rpm.parent / f"{name}.rpmlintrc"
+        assert rpmlint("-r", rc, rpm, srpm) == ([], 0), name
+        # What the filter hides, and only that: never signed (-u), and the name's "-app" taken for a language.
+        messages = ["no-signature"] + (["no-dependency-on locales-app"] if name == "reverse-app" else [])
+        hidden = [f"{name}.noarch: E: no-signature", f"{name}.src: E: no-signature"]
+        hidden += [f"{name}.noarch: E: {message}" for message in messages[1:]]
+        assert rpmlint(rpm, srpm) == (sorted(hidden), 64)
+        text = rc.read_text()
+        filters = re.findall(r"^addFilter\(.*\)$", text, re.M)
+        assert filters == ['addFilter(r" E: (' + "|".join(messages) + ')$")']  # one filter: always used
+        for message in messages:
+            assert f"# {message}:\n#   " in text  # each with why
+
+
+@needs_rpm
+def test_without_q_tap2rpm_says_what_it_wrote_by_default_in_the_current_directory(tac_rpm):
+    directory = tac_rpm.parent
+    assert RPM_BUILD["printed"].splitlines() == [f"wrote {directory / name}" for name in (
+        "reverse-app-2.1-1.noarch.rpm", "reverse-app-2.1-1.src.rpm", "reverse-app.rpmlintrc")]
 
 
 # -- the source packages ------------------------------------------------------------------------
@@ -269,8 +321,9 @@ def test_the_debian_source_package_rebuilds_the_same_deb_with_dpkg_buildpackage(
 
 @needs_rpm
 def test_the_src_rpm_holds_the_spec_and_sources_and_rebuilds(tac_rpm, tmp_path):
-    srpm = tac_rpm.parent / "reverser-2.1-1.src.rpm"
-    assert set(tool("rpm", "-qpl", str(srpm)).stdout.split()) == {"reverser.spec", "reverser-2.1.tar.gz"}
+    srpm = tac_rpm.parent / "reverse-app-2.1-1.src.rpm"
+    assert set(tool("rpm", "-qpl", str(srpm)).stdout.split()) == {"reverse-app.spec", "reverse-app-2.1.tar.gz",
+                                                                  "reverse-app.rpmlintrc"}
     tool("rpmbuild", "--rebuild", "--quiet", "--define", f"_topdir {tmp_path}", str(srpm))
     rebuilt = tmp_path / "RPMS" / "noarch" / tac_rpm.name
     assert tool("rpm", "-qpl", str(rebuilt)).stdout == tool("rpm", "-qpl", str(tac_rpm)).stdout
@@ -376,7 +429,7 @@ def test_the_units_own_command_serves_the_unpacked_application_with_the_system_p
     if kind == "rpm" and not (shutil.which("rpmbuild") and shutil.which("rpm2cpio") and shutil.which("cpio")):
         pytest.skip("rpm/cpio are not installed")
     package = request.getfixturevalue("tac_deb" if kind == "deb" else "tac_rpm")
-    name = "reverse-app" if kind == "deb" else "reverser"
+    name = "reverse-app"
     root = unpack(package, tmp_path / "root")
     state = tmp_path / "state"
     state.mkdir()
@@ -471,7 +524,7 @@ def run_script(text: str, args: List[str], tmp_path: Path, systemd: bool, **env:
         running.mkdir(exist_ok=True)
     init_d = tmp_path / "init.d"
     init_d.mkdir(exist_ok=True)
-    for name in ("reverse-app", "reverser"):
+    for name in ("reverse-app",):
         (init_d / name).write_text(f'#!/bin/sh\necho "init.d/{name} $*" >> "$CALLS"\n')
         (init_d / name).chmod(0o755)
     text = text.replace("/run/systemd/system", str(running) if systemd else str(tmp_path / "absent"))
@@ -525,29 +578,29 @@ def test_the_rpm_scriptlets_do_what_the_systemd_macros_do_and_nothing_where_syst
 
     pre, post, preun, postun = (scriptlet(tag) for tag in ("PREIN", "POSTIN", "PREUN", "POSTUN"))
     calls = run_script(pre, ["1"], tmp_path, systemd=False)
-    assert "groupadd -r reverser" in calls and any(c.startswith("useradd -r -g reverser") for c in calls)
+    assert "groupadd -r reverse-app" in calls and any(c.startswith("useradd -r -g reverse-app") for c in calls)
     for script, arg in ((post, "1"), (preun, "0"), (postun, "1")):
         assert not run_script(script, [arg], tmp_path, systemd=False), script
-    assert "systemctl enable --now reverser.service" in run_script(post, ["1"], tmp_path, systemd=True)
+    assert "systemctl enable --now reverse-app.service" in run_script(post, ["1"], tmp_path, systemd=True)
     assert not [c for c in run_script(post, ["2"], tmp_path, systemd=True) if "enable" in c]
-    assert "systemctl --no-reload disable --now reverser.service" in run_script(preun, ["0"], tmp_path, True)
-    assert "systemctl try-restart reverser.service" in run_script(postun, ["1"], tmp_path, systemd=True)
-    assert "userdel reverser" in run_script(postun, ["0"], tmp_path, systemd=False, GETENT_RC="0")
+    assert "systemctl --no-reload disable --now reverse-app.service" in run_script(preun, ["0"], tmp_path, True)
+    assert "systemctl try-restart reverse-app.service" in run_script(postun, ["1"], tmp_path, systemd=True)
+    assert "userdel reverse-app" in run_script(postun, ["0"], tmp_path, systemd=False, GETENT_RC="0")
 
 
 @needs_rpm
 def test_the_spec_uses_the_systemd_macros_where_they_are_defined(tac_rpm, tmp_path):
     if shutil.which("rpmspec") is None:
         pytest.skip("rpmspec is not installed")
-    srpm = tac_rpm.parent / "reverser-2.1-1.src.rpm"
-    subprocess.run(f"rpm2cpio {shlex.quote(str(srpm))} | cpio -i --quiet reverser.spec", shell=True, cwd=tmp_path,
+    srpm = tac_rpm.parent / "reverse-app-2.1-1.src.rpm"
+    subprocess.run(f"rpm2cpio {shlex.quote(str(srpm))} | cpio -i --quiet reverse-app.spec", shell=True, cwd=tmp_path,
                    check=True, timeout=60)
     defines = []
     for macro in ("systemd_post", "systemd_preun", "systemd_postun_with_restart"):
         defines += ["--define", f"{macro}() MACRO_{macro} %{{?*}}"]
-    parsed = tool("rpmspec", "-P", *defines, str(tmp_path / "reverser.spec")).stdout
+    parsed = tool("rpmspec", "-P", *defines, str(tmp_path / "reverse-app.spec")).stdout
     for macro in ("systemd_post", "systemd_preun", "systemd_postun_with_restart"):
-        assert f"MACRO_{macro} reverser.service" in parsed
+        assert f"MACRO_{macro} reverse-app.service" in parsed
     assert "As %systemd_post does" not in parsed
 
 
