@@ -84,6 +84,34 @@ def test_expect_100_continue_is_answered_in_turn_and_refused_for_a_body_too_larg
     run(main())
 
 
+def test_a_parsers_own_head_limit_is_431_too(http_parser, monkeypatch):
+    """Debian 12's httptools 0.1.1 (http-parser) stops a head at 80 KiB with an error of its own: 431 all the same."""
+    if http_parser != "httptools":
+        pytest.skip("http-parser's error, as httptools raises it")
+    error = _channel._PARSERS["httptools"].HttpParserError
+
+    class Overflowing:
+        def __init__(self, protocol):
+            pass
+
+        def feed_data(self, data):
+            raise error("too many header bytes seen; overflow detected")
+
+    class Module:
+        HttpRequestParser = Overflowing
+
+    monkeypatch.setitem(_channel._PARSERS, "httptools", Module)
+
+    async def main():
+        channel, transport = connect(site())
+        channel.dataReceived(b"GET / HTTP/1.1\r\nX-Big: " + b"b" * 90000)
+        await settle()
+        response = one(transport.take())
+        assert response.status == 431 and transport.closed
+
+    run(main())
+
+
 @pytest.mark.parametrize("request_bytes, status", [
     (b"GET / HTTP/1.1 and more\r\n\r\n", 400),
     (b"NOT A REQUEST\r\n\r\n", 400),

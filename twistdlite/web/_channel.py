@@ -185,7 +185,10 @@ class HTTPChannel(Protocol):
             self._parser = None
             self._closing_after_queue()
         except HttpParserError as exc:
-            self._reject(getattr(exc, "status", 400), " ".join(str(exc).split()) or "malformed request")
+            if "header bytes" in str(exc):  # http-parser's own head limit (80 KiB; Debian 12's httptools 0.1.1)
+                self._reject(431, "request head too large")
+            else:
+                self._reject(getattr(exc, "status", 400), " ".join(str(exc).split()) or "malformed request")
             return
         if self._in_head:
             # Bound what an unfinished head may hold before httptools has handed any of it over.
