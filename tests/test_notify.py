@@ -379,3 +379,19 @@ def test_a_daemon_names_itself_with_mainpid(app, listener):
         os.kill(pid, signal.SIGTERM)
         wait_gone(pid)
     assert listener.wait_for("STOPPING")["STOPPING"] == "1"
+
+
+# The manual
+
+def test_the_manual_lists_every_variable_read_and_every_message_sent():
+    from support import ROOT
+    from test_manpage import page_text_of
+
+    text = page_text_of((ROOT / "man" / "twistdlite.1").read_text())
+    sections = dict(re.findall(r'^\.SH "?([^"\n]+)"?\n(.*?)(?=^\.SH |\Z)', text, re.M | re.S))
+    for variable in [*notify.ENVIRONMENT, logsetup.JOURNAL_STREAM_ENV]:
+        assert re.search(rf"^\.(B|BR) {variable}\b", sections["ENVIRONMENT"], re.M), variable
+    sent = ["READY=1", "STATUS=", "MAINPID=", "STOPPING=1", "WATCHDOG=1", "RELOADING=1", "MONOTONIC_USEC=",
+            "EXTEND_TIMEOUT_USEC="]
+    for message in sent:
+        assert message in sections["SYSTEMD"], message

@@ -201,6 +201,8 @@ def test_the_rpm_is_noarch_and_holds_the_application_twistdlite_and_its_dependen
                  "/usr/lib/systemd/system/reverse-app.service", "/usr/lib/sysusers.d/reverse-app.conf"]:
         assert path in files, path
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    assert not [f for f in files if not f.startswith(("/usr/lib/reverse-app", "/usr/lib/systemd/system/reverse-app.",
+                                                      "/usr/lib/sysusers.d/reverse-app.", "/usr/share/doc/reverse-app"))]
     requires = tool("rpm", "-qpR", str(tac_rpm)).stdout
     assert "python3 >= 3.9" in requires
 
@@ -626,6 +628,15 @@ def test_a_missing_application_file_is_one_line_exit_1_and_nothing_written(kind,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_application_file_is_twistd_tap_by_default(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = failing("rpm", capsys)
+    assert code == 1 and "application file 'twistd.tap' does not exist" in err
+    code, err = failing("deb", capsys, "-m", MAINTAINER)
+    assert code == 1 and "application file 'twistd.tap' does not exist" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_tac_without_application_is_one_line_exit_1(capsys, tmp_path):
     tac = tmp_path / "empty.tac"
     tac.write_text("x = 1\n")
@@ -660,16 +671,76 @@ def test_a_file_name_that_makes_no_package_name_asks_for_p(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["deb", "rpm"])
-def test_an_output_directory_that_is_missing_or_not_writable_is_one_line_exit_1(kind, capsys, tmp_path,
-                                                                               monkeypatch):
+def test_an_output_directory_that_is_missing_is_one_line_exit_1(kind, capsys, tmp_path):
     flag = "-d" if kind == "deb" else "--rpmfile"
     code, err = failing(kind, capsys, "-t", str(TAC), "-m", MAINTAINER, flag, str(tmp_path / "no" / "x.pkg"))
     assert code == 1 and "does not exist" in err
-    real_access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path) == str(tmp_path) else
-                        real_access(path, mode, **kw))  # root may write anywhere: a directory it may not
-    code, err = failing(kind, capsys, "-t", str(TAC), "-m", MAINTAINER, flag, str(tmp_path / "x.pkg"))
-    assert code == 1 and "is not writable" in err
+
+
+# Root reads and writes anywhere: what a user may not read or write is tried as nobody, for real.
+
+@pytest.fixture
+def as_nobody():
+    """Run ``tap2deb``/``tap2rpm ARGS`` as nobody (no supplementary groups, no capabilities)."""
+    from daemon_helpers import NOBODY, _user_kwargs, launch_env, unprivileged_python
+
+    python, why = unprivileged_python()
+    if python is None:
+        pytest.skip(f"cannot run a command as nobody: {why}")
+
+    def run(kind: str, *args: str) -> subprocess.CompletedProcess:
+        main = f"from twistdlite.packaging.cli import {kind}_main; {kind}_main()"
+        return subprocess.run([python, "-c", main, *args], cwd="/", env=launch_env(python), capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL, **_user_kwargs(NOBODY))
+
+    return run
+
+
+@pytest.fixture
+def dirs():
+    """``(a root-owned directory nobody may read but not write, one nobody owns)``, removed after."""
+    from daemon_helpers import nobody_dir, public_dir
+
+    made = (public_dir("tap2pkg-root-"), nobody_dir("tap2pkg-nobody-"))
+    yield made
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def one_line_error(result: subprocess.CompletedProcess, kind: str) -> str:
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"tap2{kind}: error: "), result.stderr
+    assert result.stdout == ""
+    return result.stderr
+
+
+@pytest.mark.parametrize("kind", ["deb", "rpm"])
+def test_an_output_directory_nobody_may_write_to_is_one_line_exit_1_as_nobody(kind, as_nobody, dirs):
+    readonly, _ = dirs
+    flag = "-d" if kind == "deb" else "--rpmfile"
+    err = one_line_error(as_nobody(kind, "-t", str(TAC), "-m", MAINTAINER, flag, str(readonly / "x.pkg")), kind)
+    assert f"output directory '{readonly}' is not writable" in err
+    assert list(readonly.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["deb", "rpm"])
+def test_an_application_file_or_module_nobody_may_read_is_one_line_exit_1_as_nobody(kind, as_nobody, dirs):
+    private, out = dirs
+    flag = "-d" if kind == "deb" else "--rpmfile"
+    secret = private / "secret.tac"
+    secret.write_text((EXAMPLES / "reverse_app.tac").read_text())
+    secret.chmod(0o600)
+    err = one_line_error(as_nobody(kind, "-t", str(secret), "-m", MAINTAINER, flag, str(out / "x.pkg")), kind)
+    assert f"application file '{secret}' is not a readable file" in err
+    # A readable application whose directory holds a module nobody may read (it would travel with it).
+    app = private / "app.tac"
+    app.write_text("from twistdlite import service\napplication = service.Application('app')\n")
+    app.chmod(0o644)
+    (private / "helper.py").write_text("SECRET = 1\n")
+    (private / "helper.py").chmod(0o600)
+    err = one_line_error(as_nobody(kind, "-t", str(app), "-m", MAINTAINER, flag, str(out / "x.pkg")), kind)
+    assert f"cannot read '{private / 'helper.py'}', which the package would carry" in err
+    assert list(out.iterdir()) == []
 
 
 @pytest.mark.parametrize("kind, program, package", [("deb", "dpkg-deb", "dpkg"),
