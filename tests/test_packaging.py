@@ -290,7 +290,8 @@ def test_rpmlint_reports_no_errors_with_the_rpmlintrc_written_beside_the_package
         messages = ["no-signature"] + (["no-dependency-on locales-app"] if name == "reverse-app" else [])
         hidden = [f"{name}.noarch: E: no-signature", f"{name}.src: E: no-signature"]
         hidden += [f"{name}.noarch: E: {message}" for message in messages[1:]]
-        assert rpmlint(rpm, srpm) == (sorted(hidden), 64)
+        errors, status = rpmlint(rpm, srpm)
+        assert errors == sorted(hidden) and status != 0
         text = rc.read_text()
         filters = re.findall(r"^addFilter\(.*\)$", text, re.M)
         assert filters == ['addFilter(r" E: (' + "|".join(messages) + ')$")']  # one filter: always used
