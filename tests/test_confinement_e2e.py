@@ -110,6 +110,20 @@ def test_chroot_into_a_jail_holding_only_dev_null(tmp_path, daemons, hidden_inst
         "confined-shutdown.tap", "dev", "twistd.log", "twistd.log.1"]
 
 
+def test_chroot_then_privilege_drop_by_name(tmp_path, daemons, hidden_install):
+    """-u nobody with --chroot: the user database is read before the chroot (the jail has none)."""
+    jail = make_jail(tmp_path / "jail")
+    nobody = pwd.getpwnam(NOBODY)
+    os.chown(jail, nobody.pw_uid, nobody.pw_gid)
+    log = jail / "twistd.log"  # nobody's, so that nobody may rotate it after the drop
+    log.touch(mode=0o600)
+    os.chown(log, nobody.pw_uid, -1)
+    env = launch_env()
+    env["PYTHONPATH"] = str(hidden_install)
+    tap = serve_rotate_dump_stop(daemons, ["--chroot", str(jail), "-u", NOBODY], jail, env)
+    assert tap.stat().st_uid == nobody.pw_uid
+
+
 def test_privilege_drop_to_a_user_who_cannot_read_the_install(daemons, hidden_install):
     probe = os.path.dirname(os.__file__)
     rundir = nobody_dir()

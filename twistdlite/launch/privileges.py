@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 from twistdlite.launch.errors import LaunchError, UsageError
 
@@ -74,15 +74,37 @@ def prepare(uid: Optional[int], gid: Optional[int]) -> tuple[Optional[int], Opti
         check_id(uid, "uid")
     if gid is not None:
         check_id(gid, "gid")
-    if uid is not None and gid is None:
-        import pwd
-
-        try:
-            gid = pwd.getpwuid(uid).pw_gid
-        except KeyError:
-            raise LaunchError(f"uid {uid} has no entry in the user database: give its group with -g") from None
+    if uid is not None:
+        entry = _user_entry(uid)
+        if gid is None:
+            if entry is None:
+                raise LaunchError(f"uid {uid} has no entry in the user database: give its group with -g")
+            gid = entry.pw_gid
     check_can_switch(uid, gid)
     return uid, gid
+
+
+#: uid -> user name, as :func:`prepare` found it before ``--chroot`` (the user database is
+#: outside the jail), for :func:`drop` to set the user's groups with.
+_user_names: dict = {}
+
+
+def _user_entry(uid: int) -> Any:
+    """The user database's entry for ``uid`` (None when it has none), its name remembered."""
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(uid)
+    except KeyError:
+        return None
+    _user_names[uid] = entry.pw_name
+    return entry
+
+
+def _user_name(uid: int) -> Optional[str]:
+    """The name of ``uid``: from the user database, else as found before ``--chroot``."""
+    entry = _user_entry(uid)
+    return entry.pw_name if entry is not None else _user_names.get(uid)
 
 
 def drop(uid: Optional[int], gid: Optional[int], euid_only: bool = False) -> None:
@@ -97,14 +119,10 @@ def drop(uid: Optional[int], gid: Optional[int], euid_only: bool = False) -> Non
     uid, gid = prepare(uid, gid)
     if os.getuid() != 0 and os.geteuid() != 0:
         return  # nothing to change: check_can_switch accepted our own ids
-    import pwd
-
     try:
-        if uid is not None:
-            try:
-                os.initgroups(pwd.getpwuid(uid).pw_name, gid)
-            except KeyError:
-                os.setgroups([gid])
+        name = _user_name(uid) if uid is not None else None
+        if name is not None:
+            os.initgroups(name, gid)
         else:
             os.setgroups([gid])
         if euid_only:

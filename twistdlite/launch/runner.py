@@ -50,13 +50,12 @@ def run(options: Options) -> int:
             timeout=options.start_timeout + options.shutdown_timeout + daemon.GRACE,
             keep_stdout=options.logfile == "-",
         )
-    ids = process_ids(options, application)
+    uid, gid = ids = privileges.prepare(*process_ids(options, application))  # the user database: before --chroot
     if options.chroot or ids != (None, None):  # preload.needed(): an unconfined start stays lazy, registry unbuilt
         from twistdlite.launch import preload
 
         preload.preload(options, *ids)  # confined (--chroot, -u/-g) lazy imports would fail: import them now
     enter_directories(options)                                            # 2
-    uid, gid = privileges.prepare(*ids)
     pidfile = pidfiles.for_options(options.pidfile)  # a NoPidFile with --pidfile ''
     pidfile.acquire()
     readiness: Readiness = Readiness()  # the foreground's, which says nothing
