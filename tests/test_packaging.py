@@ -244,15 +244,18 @@ def test_a_listen_below_1024_or_the_flag_grants_only_cap_net_bind_service(monkey
 
 
 @needs_dpkg
-def test_systemd_analyze_verify_accepts_the_units(tac_deb, tap_packages, tmp_path):
+def test_systemd_analyze_verify_accepts_the_units(tac_deb, tap_packages, tmp_path, request):
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed")
+    packages = [tac_deb, *tap_packages.values()]
+    if "rpm" in tap_packages:
+        packages.append(request.getfixturevalue("tac_rpm"))
     units = []
-    for number, package in enumerate([tac_deb, *tap_packages.values()]):
+    for number, package in enumerate(packages):
         root = unpack(package, tmp_path / f"root{number}")
         units.extend(root.glob("*lib/systemd/system/*.service"))
         units.extend(root.glob("usr/lib/systemd/system/*.service"))
-    assert len(units) == 1 + len(tap_packages)
+    assert len(units) == len(packages)
     for unit in units:
         result = tool("systemd-analyze", "verify", str(unit), check=False)
         assert result.returncode == 0 and not result.stderr.strip(), f"{unit.name}: {result.stderr}"
@@ -261,10 +264,12 @@ def test_systemd_analyze_verify_accepts_the_units(tac_deb, tap_packages, tmp_pat
 # -- linted ------------------------------------------------------------------------------------
 
 @needs_dpkg
-def test_lintian_reports_no_errors_and_no_warnings_on_the_deb(tac_deb):
+def test_lintian_reports_no_errors_and_no_warnings_on_the_debs(tac_deb, tap_packages):
     if shutil.which("lintian") is None:
         pytest.skip("lintian is not installed")
-    result = tool("lintian", str(tac_deb), check=False)
+    debs = [tac_deb] + ([tap_packages["deb"]] if "deb" in tap_packages else [])
+    result = tool("lintian", *map(str, debs), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr  # lintian fails on an error
     tags = [line for line in result.stdout.splitlines() if re.match(r"^[EW]: ", line)]
     assert not tags, "\n".join(tags)
 
