@@ -458,52 +458,56 @@ class Deferred(metaclass=_DeferredType):
             finished = True
             current._chainedTo = None
             callbacks = current._callbacks
-            while callbacks:
-                item = callbacks.pop(0)
-                if item[0] is _CONTINUE:
-                    # The Deferred waiting on this one takes its result and goes on.
-                    waiting = item[1]
-                    waiting.result = current.result
-                    current.result = None
-                    if current._debugInfo is not None:
-                        current._debugInfo.failResult = None
-                    waiting.paused -= 1
-                    chain.append(waiting)
-                    finished = False
-                    break
-                if isinstance(current.result, Failure):
-                    function, args, kw = item[3], item[4], item[5]
-                else:
-                    function, args, kw = item[0], item[1], item[2]
-                if function is passthru:
-                    continue
-                current._runningCallbacks = True
-                try:
-                    if kw is None:
-                        current.result = function(current.result, *args)
-                    else:
-                        current.result = function(current.result, *args, **kw)
-                    if current.result is current:
-                        _warn_circular(function)
-                except BaseException as e:
-                    _strip_own_frame(e)
-                    current.result = Failure(e, captureVars=self.debug)
-                finally:
-                    current._runningCallbacks = False
-                result = current.result
-                if isinstance(result, Deferred):
-                    inner = getattr(result, "result", _NO_RESULT)
-                    if inner is _NO_RESULT or isinstance(inner, Deferred) or result.paused:
-                        # Wait for it: pause, and have it hand its result to us when it fires.
-                        current.paused += 1
-                        current._chainedTo = result
-                        result._callbacks.append((_CONTINUE, current, None, _CONTINUE, current, None))
+            index = 0  # callbacks run so far: removed in one go when this chain stops
+            current._runningCallbacks = True
+            try:
+                while index < len(callbacks):  # callbacks may add callbacks: len is read each time
+                    item = callbacks[index]
+                    index += 1
+                    if item[0] is _CONTINUE:
+                        # The Deferred waiting on this one takes its result and goes on.
+                        waiting = item[1]
+                        waiting.result = current.result
+                        current.result = None
+                        if current._debugInfo is not None:
+                            current._debugInfo.failResult = None
+                        waiting.paused -= 1
+                        chain.append(waiting)
+                        finished = False
                         break
-                    # It has fired already: take its result now.
-                    result.result = None
-                    if result._debugInfo is not None:
-                        result._debugInfo.failResult = None
-                    current.result = inner
+                    result = current.result
+                    if isinstance(result, Failure):
+                        function, args, kw = item[3], item[4], item[5]
+                    else:
+                        function, args, kw = item[0], item[1], item[2]
+                    if function is passthru:
+                        continue
+                    try:
+                        if kw is None:
+                            result = current.result = function(result, *args)
+                        else:
+                            result = current.result = function(result, *args, **kw)
+                        if result is current:
+                            _warn_circular(function)
+                    except BaseException as e:
+                        _strip_own_frame(e)
+                        result = current.result = Failure(e, captureVars=current.debug)
+                    if isinstance(result, Deferred):
+                        inner = getattr(result, "result", _NO_RESULT)
+                        if inner is _NO_RESULT or isinstance(inner, Deferred) or result.paused:
+                            # Wait for it: pause, and have it hand its result to us when it fires.
+                            current.paused += 1
+                            current._chainedTo = result
+                            result._callbacks.append((_CONTINUE, current, None, _CONTINUE, current, None))
+                            break
+                        # It has fired already: take its result now.
+                        result.result = None
+                        if result._debugInfo is not None:
+                            result._debugInfo.failResult = None
+                        current.result = inner
+            finally:
+                del callbacks[:index]
+                current._runningCallbacks = False
             if finished:
                 result = current.result
                 if isinstance(result, Failure):
@@ -920,10 +924,19 @@ class _GeneratorDriver:
                 # show this StopIteration (or returnValue's exception) as its context.
                 _settle(status.deferred, outcome)
                 return
-            yielded = _as_deferred(yielded)
             if not isinstance(yielded, Deferred):
-                result = yielded
-                continue
+                yielded = _as_deferred(yielded)
+                if not isinstance(yielded, Deferred):
+                    result = yielded
+                    continue
+            if yielded.called and not yielded.paused and not yielded._callbacks:
+                # Fired already: take its result at once (as a callback returning None would).
+                result = yielded.result
+                if not isinstance(result, Deferred):
+                    yielded.result = None
+                    if yielded._debugInfo is not None:
+                        yielded._debugInfo.failResult = None
+                    continue
             waiting = [True, None]
 
             def resume(r: Any, waiting: list = waiting) -> None:
