@@ -567,22 +567,29 @@ class Deferred(metaclass=_DeferredType):
     def fromFuture(cls, future: "asyncio.Future[Any]") -> "Deferred":
         """A Deferred with the Future's outcome; cancelling it cancels the Future.
 
-        A cancelled Future fails the Deferred with ``asyncio.CancelledError`` (as Twisted's does);
-        cancelling the Deferred cancels the Future, and the Deferred fires as the Future ends.
+        A cancelled Future (either way) fails the Deferred with an error that is both an
+        ``asyncio.CancelledError`` (as Twisted's fromFuture gives) and this module's
+        :class:`CancelledError` (as a cancelled Deferred gives), so either check matches.
+        Cancelling the Deferred fails it at once.
         """
-        status = _Status()
-        d = _cancellable(status, future.cancel, cls)
+        def cancel(d: Deferred) -> None:
+            if future.cancel():
+                d.errback(Failure(_future_cancelled()))
+
+        d = cls(cancel)
 
         def adapt(f: "asyncio.Future[Any]") -> None:
-            target = status.deferred
-            if target.called:
+            if d.called:
+                return  # cancelled already
+            if f.cancelled():
+                d.errback(Failure(_future_cancelled()))
                 return
             try:
                 result = f.result()
             except BaseException as e:
-                target.errback(Failure(e))
+                d.errback(Failure(e))
             else:
-                target.callback(result)
+                d.callback(result)
 
         future.add_done_callback(adapt)
         return d
@@ -608,6 +615,23 @@ class Deferred(metaclass=_DeferredType):
         return f"<{name} at 0x{id(self):x}>"
 
     __str__ = __repr__
+
+
+_FutureCancelledError: Optional[type] = None
+
+
+def _future_cancelled() -> BaseException:
+    """A cancellation error that is both asyncio's ``CancelledError`` and :class:`CancelledError`."""
+    global _FutureCancelledError
+    if _FutureCancelledError is None:
+        import asyncio
+
+        class FutureCancelledError(CancelledError, asyncio.CancelledError):
+            """A Future behind a Deferred was cancelled (an ``asyncio.CancelledError`` too)."""
+
+        FutureCancelledError.__module__ = __name__
+        _FutureCancelledError = FutureCancelledError
+    return _FutureCancelledError()
 
 
 def _warn_circular(function: Callable[..., Any]) -> None:
