@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, TextIO
 from twistdlite.failure import Failure
 
 __all__ = ["msg", "err", "deferr", "startLogging", "startLoggingWithObserver", "addObserver",
-           "removeObserver", "textFromEventDict", "ILogObserver"]
+           "removeObserver", "textFromEventDict", "ILogObserver", "FileLogObserver"]
 
 from twistdlite.logger import ILogObserver  # noqa: E402  (Twisted's log module exports it too)
 
@@ -163,3 +163,73 @@ def startLogging(file: TextIO, *a: Any, **kw: Any) -> None:
         if getattr(handler, "stream", None) is file:
             return
     globalLogPublisher.addObserver(textFileLogObserver(file))
+
+
+class FileLogObserver:
+    """Writes twistd's lines (``<time> [system] message``) to a file; ``emit`` is the observer.
+
+    As in Twisted's howto: ``application.setComponent(ILogObserver,
+    FileLogObserver(DailyLogFile("my.log", "/tmp")).emit)``, or a ``--logger``
+    factory returning ``FileLogObserver(open(path, "w")).emit``. ``emit``
+    takes the events twistdlite's observers get and old-style event dicts
+    alike. Saved in a ``.tap`` as ``twistdlite.logger`` observers are (a
+    LogFile as itself, a plain file by its path).
+    """
+
+    timeFormat: Optional[str] = None
+
+    def __init__(self, f: TextIO) -> None:
+        from twistdlite.logger import textFileLogObserver
+
+        self.write = f.write
+        self._observer = textFileLogObserver(f)
+
+    def __getstate__(self) -> dict:
+        return {"_observer": self._observer, "timeFormat": self.timeFormat}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.write = getattr(self._observer.outFile, "write", None)
+
+    @property
+    def handler(self) -> logging.Handler:
+        """The ``logging.Handler`` writing the file (what the launcher installs)."""
+        return self._observer.handler
+
+    @property
+    def outFile(self) -> Any:
+        """The file written to."""
+        return self._observer.outFile
+
+    def rotate(self) -> None:
+        """Rotate the file (a LogFile or DailyLogFile)."""
+        self._observer.rotate()
+
+    def reopen(self) -> None:
+        """Reopen the file at its path (a LogFile or DailyLogFile)."""
+        self._observer.reopen()
+
+    def emit(self, eventDict: dict) -> None:
+        """Write one event (a record-carrying event, or an old-style dict) as a twistd line."""
+        record = eventDict.get("log_record")
+        if not isinstance(record, logging.LogRecord):
+            text = textFromEventDict(eventDict)
+            if text is None:
+                return
+            level = logging.ERROR if eventDict.get("isError") else logging.INFO
+            record = logging.LogRecord(NAMESPACE, level, "(twistdlite.log)", 0, text, None, None)
+            record.created = float(eventDict.get("time") or record.created)
+            record.system = str(eventDict.get("system") or "-")  # type: ignore[attr-defined]
+        self._observer.handler.handle(record)
+
+    def start(self) -> None:
+        """Start observing every line logged."""
+        from twistdlite.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(self.emit)
+
+    def stop(self) -> None:
+        """Stop observing."""
+        from twistdlite.logger import globalLogPublisher
+
+        globalLogPublisher.removeObserver(self.emit)

@@ -365,7 +365,19 @@ def _component_observer(application: Any) -> Any:
         return None
     from twistdlite.logger import ILogObserver
 
-    return get_component(ILogObserver, None)
+    return file_observer(get_component(ILogObserver, None))
+
+
+def file_observer(observer: Any) -> Any:
+    """``FileLogObserver(f).emit`` (Twisted's howto spelling) as its FileLogObserver, which has the handler and file.
+
+    So the file is kept open when detaching, and rotated and reopened on SIGUSR1/SIGHUP.
+    """
+    owner = getattr(observer, "__self__", None)
+    if owner is not None and getattr(observer, "__name__", "") == "emit" \
+            and isinstance(getattr(owner, "handler", None), logging.Handler):
+        return owner
+    return observer
 
 
 def destination(options: Options, application: Any = None) -> str:
@@ -537,6 +549,7 @@ def _from_logger(spec: str) -> tuple:
         observer = factory()
     except Exception as exc:
         raise StartError(f"--logger {spec!r}: the factory failed: {type(exc).__name__}: {exc}") from None
+    observer = file_observer(observer)
     return observer, _observer_handler(observer, f"--logger {spec!r} returned a {type(observer).__name__}")
 
 
