@@ -12,7 +12,6 @@ every line logged, whichever API logged it.
 from __future__ import annotations
 
 import logging
-import string
 import sys
 import time
 from typing import Any, Callable, Iterator, Optional
@@ -114,17 +113,24 @@ def level_of(levelno: int) -> _Level:
     return LogLevel.debug
 
 
-class _EventFormatter(string.Formatter):
-    """PEP 3101 formatting from an event, plus Twisted's ``{method()}`` (call what the field names)."""
-
-    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
-        if field_name.endswith("()"):
-            value, first = super().get_field(field_name[:-2], args, kwargs)
-            return value(), first
-        return super().get_field(field_name, args, kwargs)
+_FORMATTER: Any = None
 
 
-_FORMATTER = _EventFormatter()
+def _formatter() -> Any:
+    """PEP 3101 formatting from an event, plus Twisted's ``{method()}`` (``string`` imported on first use)."""
+    global _FORMATTER
+    if _FORMATTER is None:
+        import string
+
+        class EventFormatter(string.Formatter):
+            def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+                if field_name.endswith("()"):
+                    value, first = super().get_field(field_name[:-2], args, kwargs)
+                    return value(), first
+                return super().get_field(field_name, args, kwargs)
+
+        _FORMATTER = EventFormatter()
+    return _FORMATTER
 
 
 def formatEvent(event: dict) -> str:
@@ -134,7 +140,7 @@ def formatEvent(event: dict) -> str:
         text = event.get("message")
         return "" if text is None else str(text)
     try:
-        return _FORMATTER.vformat(str(fmt), (), event)
+        return _formatter().vformat(str(fmt), (), event)
     except Exception as exc:
         return f"Unable to format event {fmt!r}: {type(exc).__name__}: {exc}"
 
