@@ -75,6 +75,16 @@ class _NoOwner:
         pass
 
 
+class _Aux:
+    """A connection's rarely used state: a registered producer, data held while paused."""
+
+    __slots__ = ("producer", "held")
+
+    def __init__(self) -> None:
+        self.producer: Any = None
+        self.held: Optional[bytes] = None
+
+
 class StreamAdapter(asyncio.Protocol):
     """The asyncio protocol driving one Twisted-style protocol, and the transport that protocol sees.
 
@@ -95,18 +105,51 @@ class StreamAdapter(asyncio.Protocol):
     paused, whichever loop runs it and however early it paused.
     """
 
-    __slots__ = ("site", "proto", "transport", "flags", "producer", "held", "_prev", "_next")
+    __slots__ = ("proto", "transport", "flags", "_aux", "_prev", "_next")
 
-    def __init__(self, site: _Site) -> None:
-        self.site = site
+    #: What the connections of one port or connector share. Each port (and connector) gets its
+    #: own subclass holding it (see :func:`protocol_factory_for`): a class attribute, so it costs
+    #: a connection nothing.
+    site: _Site
+
+    def __init__(self) -> None:
         self.proto: Any = None
         self.transport: Any = None
         self.flags = 0
-        self.producer: Any = None
-        self.held: Optional[bytes] = None
+        self._aux: Optional[_Aux] = None  # the rarely used state, made when first needed
         # The links of the owner's list of connections (see twistdlite._ports.ConnectionList).
         self._prev: Any = None
         self._next: Any = None
+
+    @property
+    def producer(self) -> Any:
+        """The producer registered with ``registerProducer`` (None: none)."""
+        aux = self._aux
+        return None if aux is None else aux.producer
+
+    @producer.setter
+    def producer(self, producer: Any) -> None:
+        aux = self._aux
+        if aux is None:
+            if producer is None:
+                return
+            aux = self._aux = _Aux()
+        aux.producer = producer
+
+    @property
+    def held(self) -> Optional[bytes]:
+        """What arrived while the protocol was paused, not given to it yet (None: nothing)."""
+        aux = self._aux
+        return None if aux is None else aux.held
+
+    @held.setter
+    def held(self, data: Optional[bytes]) -> None:
+        aux = self._aux
+        if aux is None:
+            if data is None:
+                return
+            aux = self._aux = _Aux()
+        aux.held = data
 
     @property
     def session(self) -> int:
@@ -439,7 +482,8 @@ def protocol_factory_for(factory: Any, kind: str, owner: Any = None) -> Callable
     """The zero-argument callable asyncio wants, for a Twisted-style or a plain asyncio factory."""
     if is_twisted_factory(factory):
         site = _Site(factory, kind, owner if owner is not None else _NoOwner, threading.get_ident())
-        return lambda: StreamAdapter(site)
+        # The subclass is the zero-argument factory asyncio calls, one per port or connection attempt.
+        return type("StreamAdapter", (StreamAdapter,), {"__slots__": (), "site": site})
     if owner is None:
         return factory
 
