@@ -16,7 +16,7 @@ import pytest
 from daemon_helpers import daemons  # noqa: F401 (the fixture)
 from daemon_helpers import APP, IS_ROOT, launch, open_fds, popen, proc_status, launch_env
 from support import (connect, is_gone, listening_port, read_pid, recv_until, wait_for_file_text, wait_gone,
-                     wait_status)
+                     wait_status, wait_until)
 
 
 def started(cwd, daemons, args=(), services="record:a,listener:0", pidfile="twistd.pid", **env):
@@ -72,7 +72,9 @@ def test_start_ready_then_kill_cat_pidfile_stops_cleanly(tmp_path, daemons, sign
     assert fds[0] == fds[1] == fds[2] == "/dev/null"
     assert str(pidfile) in fds.values()
     assert str(tmp_path / "twistd.log") in fds.values()
-    assert not [target for target in fds.values() if target.startswith("pipe:")]
+    # (the launching command returns at READY, a moment before the daemon closes its end)
+    wait_until(lambda: not [target for target in open_fds(pid).values() if target.startswith("pipe:")],
+               what="the readiness pipe to be closed")
     assert proc_status(pid)["Umask"] == "0077"
 
     log = (tmp_path / "twistd.log").read_text()
