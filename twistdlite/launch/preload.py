@@ -122,7 +122,7 @@ register("encodings.idna", "encodings.utf_8", "encodings.utf_8_sig", "encodings.
          "stringprep", "unicodedata", why="codecs looked up by name when first used")
 # -- the shutdown .tap: persist and what it imports only when saving.
 register("twistdlite.launch.persist", "twistdlite.launch.picklecheck", "pickle", "_compat_pickle",
-         "copyreg", "json", "hashlib", "hmac", "tempfile", "twistdlite.service", when=_saving,
+         "copyreg", "json", "hashlib", "hmac", "tempfile", "re", "twistdlite.service", when=_saving,
          why="the shutdown .tap save")
 # -- the stack dumper (SIGUSR2) and the messages of a hung start or stop.
 register("twistdlite.launch.stacks", "traceback", "linecache", "tokenize", "io",
