@@ -137,7 +137,8 @@ register("twistdlite.plugins._proxy", "mimetypes", when=_plugin,
 # -- twistdlite.web (the web plugin, or a .tac that imported it): what it imports while serving.
 register("twistdlite.web", "twistdlite.web.http", "twistdlite.web.http_headers", "twistdlite.web.resource",
          "twistdlite.web._channel", "twistdlite.web.server", "twistdlite.web.static", "twistdlite.web.util",
-         "twistdlite.web.wsgi", "twistdlite.threadpool", "twistdlite.defer", "httptools", "email.utils", "email._parseaddr", "calendar", "datetime",
+         "twistdlite.web.wsgi", "twistdlite.web._h11parser", "twistdlite.threadpool", "twistdlite.defer",
+         "httptools", "h11", "email.utils", "email._parseaddr", "calendar", "datetime",
          "html", "urllib.parse", "tempfile", "concurrent.futures", "mimetypes", "twistdlite.error",
          when=_web, optional=True, why="twistdlite.web's request handling, listings, WSGI thread pool")
 # -- --workers: the supervisor and its workers (forked after the drop), --health's responder.
