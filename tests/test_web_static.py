@@ -150,6 +150,10 @@ def test_no_path_leaves_the_served_directory(www, caplog):
         for path in (b"/sub/%00", b"/hello.txt%00.png", b"/%00/x"):
             assert (await fetch(site, path)).status == 400, path
         assert (await fetch(site, b"/inside")).body == b"hello, world\n"  # a link that stays inside is fine
+        assert (await fetch(site, b"/etc")).status == 404  # a link out to a directory, as the last segment
+        assert (await fetch(site, b"/subdir")).status == 301  # a link to a directory inside
+        os.mkfifo(www / "fifo")
+        assert (await fetch(site, b"/fifo")).status == 403  # not a regular file (and opening it did not block)
         assert (await fetch(site, b"/subdir/")).body == b"<p>index</p>"
         trusting = site_for(www, allowSymlinksOut=True)
         assert (await fetch(trusting, b"/up")).body == b"not for the web"

@@ -28,6 +28,7 @@ client reads. A file that turns out shorter than its size while it is sent
 from __future__ import annotations
 
 import asyncio
+import errno
 import html
 import logging
 import os
@@ -46,7 +47,9 @@ SMALL_FILE = 65536
 CHUNK_SIZE = 65536
 
 _mime_types: Optional[dict] = None
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+#: (O_NONBLOCK: opening a FIFO must not block the loop; it is then refused as not a regular file.)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def loadMimeTypes(mimetype_locations: Any = None) -> dict:
@@ -320,6 +323,7 @@ class File(resource.Resource):
         state["path"] = path
         state["children"] = {}
         state["_root"] = self.root()
+        state.pop("_unchecked", None)
         return child
 
     # -- finding children -----------------------------------------------------------------------
@@ -339,6 +343,13 @@ class File(resource.Resource):
         if path in (b".", b"..") or b"/" in path or b"\0" in path:
             return resource.NoResource("File not found.")
         name = os.fsdecode(path)
+        if not self.ignoredExts and (self.allowSymlinksOut or (request is not None and not request.postpath)):
+            # The last segment: whether it is a link out is found when it is opened (O_NOFOLLOW), which
+            # saves an lstat per request; a missing file is a 404 then too.
+            base = self.path
+            child = self._similar(base + name if base.endswith(os.sep) else base + os.sep + name)
+            child._unchecked = True
+            return child
         child = self._child(name)
         if child is None and self.ignoredExts:
             child = self._child_without_ext(name)
@@ -353,13 +364,18 @@ class File(resource.Resource):
             mode = os.lstat(full).st_mode
         except (OSError, ValueError):
             return None
-        if stat.S_ISLNK(mode) and not self.allowSymlinksOut:
-            real = os.path.realpath(full)
-            root = self.root()
-            if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
-                log.info("Refused %s: a symbolic link to %s, outside the served directory %s", full, real, root)
-                return None
+        if stat.S_ISLNK(mode) and not self.allowSymlinksOut and not self._inside(full):
+            return None
         return self._similar(full)
+
+    def _inside(self, link: str) -> bool:
+        """True when the symbolic link ``link`` leads inside the served directory (logged when it does not)."""
+        real = os.path.realpath(link)
+        root = self.root()
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+        log.info("Refused %s: a symbolic link to %s, outside the served directory %s", link, real, root)
+        return False
 
     def _child_without_ext(self, name: str) -> Optional["File"]:
         for ext in self.ignoredExts:
@@ -381,8 +397,17 @@ class File(resource.Resource):
     # -- rendering ------------------------------------------------------------------------------
     def render_GET(self, request: Any) -> Any:
         """The file (whole, a range, or 304), a redirect to ``dir/``, or an error page."""
+        unchecked = self.__dict__.get("_unchecked", False) and not self.allowSymlinksOut
         try:
-            fd = os.open(self.path, _OPEN_FLAGS)
+            try:
+                fd = os.open(self.path, _OPEN_FLAGS | _NOFOLLOW if unchecked else _OPEN_FLAGS)
+            except OSError as exc:
+                if not unchecked or exc.errno not in (errno.ELOOP, errno.EMLINK):
+                    raise
+                # a symbolic link: served only if it leads inside
+                if not self._inside(self.path):
+                    return resource.NoResource("File not found.").render(request)
+                fd = os.open(self.path, _OPEN_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             return resource.NoResource("File not found.").render(request)
         except OSError:
