@@ -379,3 +379,26 @@ def test_a_file_truncated_while_sent_is_cut_short_logged_once_and_serving_goes_o
     text = out.rest()
     assert text.count("Short send:") == 1 and "Traceback" not in text and "Exception in callback" not in text
     assert re.search(r'"GET /shrinking\.bin HTTP/1\.1" 200 \d+ ', text)
+
+
+@pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
+def test_downloads_that_close_the_connection_end_cleanly(site, tmp_path, reactor):
+    """The last chunk sent while the send buffer drains, then the close: one connection_lost, no asyncio error."""
+    proc = spawn(["-n", "--pidfile", "", "-o", "-r", reactor, "web", "--listen", LOOPBACK, "--path", str(site)],
+                 cwd=tmp_path)
+    out = LineReader(proc)
+    try:
+        port = int(out.wait_for(r"Site starting on (\d+)").group(1))
+        for version in (b"HTTP/1.0", b"HTTP/1.1") * 3:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(b"GET /big.bin " + version + b"\r\nHost: t\r\nConnection: close\r\n\r\n")
+                body = read_all(sock).partition(b"\r\n\r\n")[2]
+                assert len(body) == 4 << 20
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = out.rest()
+    assert text.count('"GET /big.bin HTTP/1.') == 6 and "Exception in callback" not in text and "Traceback" not in text

@@ -91,6 +91,14 @@ def test_render_dispatches_by_method_405_with_allow_and_head_falls_back_to_get()
         head = one(await exchange(site, get(b"/echo/x", method=b"HEAD")), head_only=True)
         assert head.status == 200 and head.body == b""
         assert int(head.headers["content-length"]) == len(b"HEAD /echo/x pre=[b'echo'] post=[b'x']")
+        class PostOnly(resource.Resource):
+            isLeaf = True
+
+            def render_POST(self, request):
+                return b""
+
+        only = one(await exchange(server.Site(PostOnly()), get(b"/", method=b"HEAD")), head_only=True)
+        assert only.status == 405 and only.headers["allow"] == "POST"
         posted = one(await exchange(site, get(b"/echo", b"Content-Type: text/plain", method=b"POST",
                                               body=b"some data")))
         assert posted.body == b"body=some data"

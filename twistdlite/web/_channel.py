@@ -166,7 +166,7 @@ class HTTPChannel(Protocol):
             if self._lingering is not None:
                 self._lingering -= len(data)
                 if self._lingering < 0:
-                    self.transport.abortConnection()
+                    self._close(abort=True)
             return
         self._boundary = False
         try:
@@ -339,7 +339,7 @@ class HTTPChannel(Protocol):
             self._queue.clear()
             self._unregister_response_producer()
             self._disarm_read()
-            self.transport.loseConnection()
+            self._close()
             return
         if not self._running:
             self._run_queue()
@@ -393,7 +393,7 @@ class HTTPChannel(Protocol):
         """Half-close after the response; read and discard what the client still sends, for a while."""
         inner = getattr(self.transport, "transport", None)
         if inner is None or not inner.can_write_eof():
-            self.transport.loseConnection()
+            self._close()
             return
         self.transport.loseWriteConnection()
         self._lingering = LINGER_BYTES
@@ -435,9 +435,33 @@ class HTTPChannel(Protocol):
         producer = self._producer
         if producer is not None:
             if self._streaming:
-                producer.resumeProducing()
+                self._in_resume = True
+                try:
+                    producer.resumeProducing()
+                finally:
+                    self._in_resume = False
             else:
                 self._loop.call_soon(self._pull)
+
+    _in_resume = False
+
+    def _close(self, abort: bool = False) -> None:
+        """Close (``abort``: at once, dropping what is unsent).
+
+        Inside the transport's resume-writing callback the close waits for the next turn of the loop:
+        asyncio's selector transport would otherwise report the lost connection twice (its
+        ``_write_ready`` calls ``_call_connection_lost`` itself once the buffer is empty, after a
+        close made during the callback has scheduled one).
+        """
+        if self._in_resume:
+            self._loop.call_soon(self._close, abort)
+            return
+        if self._lost:
+            return
+        if abort:
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
 
     def stopProducing(self) -> None:
         """The connection is going away: stop the response's producer."""
@@ -506,13 +530,13 @@ class HTTPChannel(Protocol):
             log.info("Timing out client that stopped reading its response: %s", self._peer_text())
             self._closing = True
             self._parser = None
-            self.transport.abortConnection()
+            self._close(abort=True)
             return
         if read is not None and now >= read:
             kind = self._read_kind
             self._disarm_read()
             if kind == "linger":
-                self.transport.abortConnection()
+                self._close(abort=True)
                 return
             if kind == "idle":
                 log.debug("Closing idle connection: %s", self._peer_text())
@@ -521,7 +545,7 @@ class HTTPChannel(Protocol):
                          "head" if kind == "head" else "body")
             self._closing = True
             self._parser = None
-            self.transport.loseConnection()
+            self._close()
             return
         pending = [when for when in (write, read) if when is not None]
         if pending:

@@ -93,6 +93,8 @@ class Resource:
         """The methods this resource renders (bytes), from its ``render_<METHOD>`` attributes."""
         found = set()
         for name in dir(self):
+            if name == "render_HEAD" and type(self).render_HEAD is Resource.render_HEAD:
+                continue  # the base class's HEAD is GET's: listed only when there is a GET
             if name.startswith("render_") and name[7:].isupper() and callable(getattr(self, name, None)):
                 found.add(name[7:].encode("ascii"))
         if b"GET" in found:

@@ -291,7 +291,7 @@ class Request:
             # The head is gone already: cutting the connection is the only way left to say it failed.
             self._persistent = False
             self.finished = 1
-            self.channel.transport.abortConnection()
+            self.channel._close(abort=True)
             return
         self.code, self.code_message = 500, None
         self.responseHeaders = Headers()

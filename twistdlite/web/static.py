@@ -232,7 +232,7 @@ class _FileSender:
         request.unregisterProducer()
         if not request._disconnected:
             request._persistent = False
-            request.channel.transport.abortConnection()
+            request.channel._close(abort=True)
 
     def pauseProducing(self) -> None:
         """The client is not keeping up: stop reading the file."""
