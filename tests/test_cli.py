@@ -231,12 +231,14 @@ NOT_FOR_NOY = ("difflib", "twistdlite.launch.persist", "twistdlite.launch.stacks
                "twistdlite.launch.preload")
 
 
-def test_a_noy_run_imports_only_what_it_needs(tmp_path):
+def test_a_noy_run_imports_only_what_it_needs_and_serves_with_the_collector_on(tmp_path):
+    # (The CLI defers cyclic garbage collection during start-up; the services must start with it back on.)
     tac = tmp_path / "lean.tac"
-    tac.write_text("import sys\nfrom twistdlite import internet, service\n"
+    tac.write_text("import gc, sys\nfrom twistdlite import internet, service\n"
                    "from twistdlite.protocol import DatagramProtocol, Factory, Protocol\n\n"
                    "class Check(service.Service):\n"
                    "    def startService(self):\n"
+                   "        print('collector on:', gc.isenabled())\n"
                    f"        print('needless:', sorted(m for m in {NOT_FOR_NOY!r} if m in sys.modules), flush=True)\n\n"
                    "application = service.Application('lean')\n"
                    "internet.TCPServer(0, Factory.forProtocol(Protocol), interface='127.0.0.1')"
@@ -255,6 +257,7 @@ def test_a_noy_run_imports_only_what_it_needs(tmp_path):
             proc.wait(10)
         proc.stdout.close()
     assert found.group(1) == "[]"
+    assert "collector on: True\n" in out.rest()
 
 
 # -- usage errors: exit status 2, one line ----------------------------------------------------------------

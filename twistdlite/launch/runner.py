@@ -9,6 +9,7 @@ a signal, stop, save the ``.tap``, remove the pidfile.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import os
@@ -98,6 +99,7 @@ def run(options: Options) -> int:
                 log.info("Detaching closed descriptors the run does not keep: %s",
                      ", ".join(readiness.closed_fds))
             # Steps 5-7: in this process, or (--workers) in a supervised pool of worker processes.
+            gc.enable()  # start-up is over (the CLI deferred cyclic collections): serve with the collector on
             serve = pool.supervise if pool is not None else run_loop
             if not (options.debug or options.profile or options.spew):
                 return serve(options, application, readiness, logs, uid, gid)
