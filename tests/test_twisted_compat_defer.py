@@ -41,8 +41,6 @@ LEFT_OUT_CLASSES = {
 
 _TWISTED_MESSAGE = ("asserts the text of Twisted's own deprecation warning (naming twisted.internet.defer and a "
                     "Twisted version); twistdlite deprecates the same thing in its own words (tests/test_defer.py)")
-_LOG_TEXT = ("twistdlite.log.textFromEventDict gives only the 'why' line of an event logged by log.err, not "
-             "'Unhandled Error' and the traceback as Twisted's does (twistdlite.log is the porting half's module)")
 
 
 def _has_deferLater() -> bool:
@@ -62,8 +60,6 @@ EXCLUDED = {
                                                          "warning about returnValue called outside the generator",
     "NonLocalExitTests.test_returnValueNonLocalDeferred": _TWISTED_MESSAGE + "; and the text of Twisted's "
                                                           "warning about returnValue called outside the generator",
-    "UtilTests.test_logErrorLogsErrorNoRepr": _LOG_TEXT,
-    "LogTests.test_errorLogNoRepr": _LOG_TEXT,
 }
 if not twisted_missing() and not _has_deferLater():
     EXCLUDED["BasicTests.test_internalStopIterationDoesntLeak"] = (

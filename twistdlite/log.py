@@ -113,7 +113,9 @@ class _LegacyObserver:
                       "time": event.get("log_time", time.time())}
         else:
             legacy = dict(legacy)
-            if not legacy.get("message") and not legacy.get("format"):
+            if not legacy.get("message") and not legacy.get("format") and not legacy.get("failure"):
+                # (an event of log.err keeps its empty message, so textFromEventDict gives
+                # the 'why' line and the traceback, as Twisted's does)
                 legacy["message"] = (event.get("message") or "",)
         self.observer(legacy)
 
