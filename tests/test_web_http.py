@@ -207,6 +207,16 @@ def test_a_head_trickling_in_does_not_extend_its_deadline():
     run(main())
 
 
+def test_a_body_that_stops_coming_is_cut_off():
+    async def main():
+        channel, transport = connect(site(headTimeout=0.1))
+        channel.dataReceived(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+        await until(lambda: transport.closed, what="the stalled body to be dropped")
+        assert transport.data == b""
+
+    run(main())
+
+
 def test_an_idle_kept_alive_connection_is_closed_and_a_busy_one_is_not():
     async def main():
         channel, transport = connect(server.Site(Body(), timeout=0.1, headTimeout=5))

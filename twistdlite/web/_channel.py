@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import tempfile
 import time
 from collections import deque
 from typing import Any, Optional
@@ -272,6 +271,8 @@ class HTTPChannel(Protocol):
         request = self._incoming
         content = request.content
         if size > SPILL_SIZE and isinstance(content, io.BytesIO):
+            import tempfile
+
             spilled = tempfile.TemporaryFile()
             spilled.write(content.getbuffer())
             request.content = content = spilled
