@@ -2,7 +2,9 @@
 each run end to end in the foreground, as a daemon, and (where it saves) again from its shutdown .tap.
 
 Ports are free ones (port 0, read back from the "starting on PORT" log line); every wait polls
-with a deadline. Bad input runs here too: a 'before shutdown' trigger that never fires.
+with a deadline. Bad input runs here too: a program that is not there (idioms: its error reaches
+processEnded and the service goes on), a thread pool call that raises, a 'before shutdown' trigger
+that never fires.
 """
 
 from __future__ import annotations
@@ -212,18 +214,22 @@ class Flusher:
 
 application = service.Application("stuck")
 reactor.addSystemEventTrigger("before", "shutdown", Flusher().flush)
+reactor.addSystemEventTrigger("after", "startup", reactor.callInThread, int, "not a number")  # raises
 reactor.addSystemEventTrigger("after", "startup", print, "startup triggers ran", flush=True)
 reactor.run()  # as a Twisted script would end: a warning under twistdlite
 """
 
 
-def test_a_before_shutdown_trigger_that_never_fires_is_bounded_and_named(tmp_path):
+def test_a_thread_pool_call_that_raises_is_logged_and_a_trigger_that_never_fires_is_bounded_and_named(tmp_path):
     tac = tmp_path / "stuck.tac"
     tac.write_text(STUCK_TAC)
     proc = spawn(["-n", "-o", "--pidfile", "", "--shutdown-timeout", "0.5", "-y", str(tac)], cwd=tmp_path)
     reader = LineReader(proc)
     try:
         reader.wait_for("startup triggers ran")
+        reader.wait_for(r"Unhandled error in a thread pool call to builtins\.int\n\tTraceback(.*\n)*?\tValueError: "
+                        r"invalid literal for int\(\) with base 10: 'not a number'\n")
+        assert proc.poll() is None  # the daemon lives on
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 1
         text = reader.rest()
