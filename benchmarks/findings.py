@@ -82,18 +82,23 @@ _ECHO_VS_BARE = (
 )
 
 _STOP = (
-    "**Reason** (strace -tt of the daemon, and a calibration daemon that only unlinks its pidfile and calls "
-    "`os._exit` on SIGTERM: 2.0 ms from the signal to being seen gone): after the fix twistdlite spends ~2.5 ms "
-    "of Python between the signal and its exit (the loop's wake-up ~0.4 ms, stopping the services and logging "
-    "~0.6 ms, the loop's teardown ~0.6 ms, closing the log, removing the pidfile and the atexit callbacks "
-    "~0.7 ms), twistd about as much; which is ahead in a run is within this machine's spread. While other "
-    "work loads the machine both stretch alike: timestamps inside the daemon (2026-12-06 04:15, load average 11) "
-    "put 2–13 ms of a 6–18 ms stop in the pidfile's `unlink` alone (the ext4 journal busy with the other "
-    "work), which twistd's stop does too. **Fix made** "
-    "(2026-12-06, issue 11): the process ends with `os._exit` at the CLI edge once non-daemon threads are "
-    "joined, the atexit callbacks have run (logging's flush among them) and stdio is flushed: no interpreter "
-    "teardown (~25 ms before: 31 ms against twistd's 3.9 ms). Tested end to end in the foreground and as a "
-    "daemon (atexit callback and thread of a `.tac` run, the log's last line on disk, pidfile gone)."
+    "**Reason** (timestamps inside the daemon, strace -tt, and a calibration daemon that only unlinks its "
+    "pidfile and calls `os._exit` on SIGTERM: 2.0 ms from the signal to being seen gone): twistdlite spends "
+    "~2.5–3.5 ms of Python between the signal and its exit, twistd ~2 ms: the loop's wake-up ~0.4 ms, stopping "
+    "the services and their log lines ~0.6 ms, the loop's teardown ~0.55 ms — of which 0.38 ms is "
+    "`loop.close()` removing the run's five signal handlers (asyncio checks each against "
+    "`signal.valid_signals()`, which builds ~65 enum members per call; adding them costs as much at start-up) — "
+    "then removing the pidfile, closing the log and the atexit callbacks ~0.7 ms. While other work loads the "
+    "machine both stretch alike: timestamps inside the daemon (04:15, load average 11) put 2–13 ms of a 6–18 ms "
+    "stop in the pidfile's `unlink` alone (the ext4 journal busy with the other work), which twistd's stop does "
+    "too. **Fix made** (2026-12-06, issue 11): the process ends with `os._exit` at the CLI edge once non-daemon "
+    "threads are joined, the atexit callbacks have run (logging's flush among them) and stdio is flushed: no "
+    "interpreter teardown (~25 ms: 31 ms before against twistd's 3.9 ms, ~4.7–5.6 ms after against 3.6–4.1 ms "
+    "in side-by-side runs). Tested end to end in the foreground and as a daemon (a `.tac`'s atexit callback "
+    "and non-daemon thread run, the log's last line on disk, the pidfile gone). **Fix proposed, not made**: "
+    "the run's signal handlers installed with `signal.signal` waking the loop through "
+    "`call_soon_threadsafe` rather than `loop.add_signal_handler` (−0.4 ms at stop and at start), a change "
+    "to the runner's and the workers' signal set-up left for after this issue."
 )
 
 _IDLE_MEM_VS_BARE = (
