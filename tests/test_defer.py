@@ -601,6 +601,25 @@ def test_an_error_after_an_inner_inlineCallbacks_returned_does_not_show_its_Stop
     assert "StopIteration" not in d.result and "During handling" not in d.result
 
 
+def returns_for_the_caller():
+    defer.returnValue("from a helper")
+
+
+def test_returnValue_called_outside_the_generator_works_but_is_warned_about():
+    @defer.inlineCallbacks
+    def work():
+        yield defer.succeed(None)
+        returns_for_the_caller()
+        return "not reached"
+
+    with pytest.warns(DeprecationWarning) as caught:
+        d = work()
+    assert d.result == "from a helper"
+    messages = [str(w.message) for w in caught if "was called in" in str(w.message)]
+    assert messages and "'returns_for_the_caller'" in messages[0] and "'work'" in messages[0]
+    assert [w.filename for w in caught if "was called in" in str(w.message)] == [__file__]
+
+
 def test_inlineCallbacks_needs_a_generator_function():
     @defer.inlineCallbacks
     def not_a_generator():

@@ -938,6 +938,7 @@ class _GeneratorDriver:
                 outcome: Any = e.value
             except _DefGen_Return as e:
                 outcome = e.value
+                _warn_non_local_return(e, gen)
             except BaseException as e:
                 _strip_own_frame(e)
                 outcome = Failure(e)
@@ -978,6 +979,25 @@ class _GeneratorDriver:
                 status.waitingOn = yielded
                 return
             result = waiting[1]
+
+
+def _warn_non_local_return(exc: BaseException, gen: Generator[Any, Any, Any]) -> None:
+    """Warn when returnValue was called by a function the generator called, not by the generator:
+    it made the generator return from inside that function (as Twisted warns)."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    if len(frames) < 2 or frames[-1].f_code is not returnValue.__code__:
+        return
+    caller = frames[-2]
+    if caller.f_code is gen.gi_code:
+        return
+    warnings.warn_explicit(
+        f"returnValue() was called in {caller.f_code.co_name!r}, which made the inlineCallbacks generator "
+        f"{gen.gi_code.co_name!r} return: call it (or use return) only in the decorated generator itself",
+        DeprecationWarning, filename=caller.f_code.co_filename, lineno=caller.f_lineno)
 
 
 def inlineCallbacks(f: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Deferred]:
