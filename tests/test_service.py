@@ -353,16 +353,32 @@ def test_an_error_stopping_an_earlier_sibling_does_not_hide_the_start_error(capl
     assert "a cannot stop" in caplog.text
 
 
-def test_a_failing_stop_still_stops_every_sibling_then_raises():
+def test_a_failing_stop_still_stops_every_sibling_and_the_returned_deferred_fails():
+    """As Twisted's MultiService (a DeferredList): stopService does not raise; its Deferred carries the error."""
     log: list = []
     a, b, c = Recorder("a", log), Recorder("b", log, fail_stop=True), Recorder("c", log)
     parent = tree(log, a, b, c)
     parent.startService()
     log.clear()
-    with pytest.raises(ValueError, match="b cannot stop"):
-        parent.stopService()
+    result = parent.stopService()
     assert log == [("stop", "c"), ("stop", "b"), ("stop", "a")]
     assert not any(child.running for child in parent) and not parent.running
+    errors: list = []
+    result.addErrback(errors.append)
+    assert len(errors) == 1 and errors[0].check(ValueError) and "b cannot stop" in str(errors[0].value)
+
+
+def test_a_nested_collection_whose_stop_fails_fails_its_parents_deferred_once(caplog):
+    log: list = []
+    inner = tree(log, Recorder("b1", log, fail_stop=True), Recorder("b2", log))
+    outer = tree(log, Recorder("a", log), inner, Recorder("c", log))
+    outer.startService()
+    log.clear()
+    errors: list = []
+    outer.stopService().addErrback(errors.append)
+    assert log == [("stop", "c"), ("stop", "b2"), ("stop", "b1"), ("stop", "a")]
+    assert [str(error.value) for error in errors] == ["b1 cannot stop"]
+    assert "Another error" not in caplog.text
 
 
 class Binder(Recorder):

@@ -171,17 +171,21 @@ def _log_stop_error(child: Any) -> None:
     logging.getLogger("twistdlite").exception("Error stopping %r after a failed start", child)
 
 
-def _raise_first(errors: list) -> None:
-    """Raise the first of ``errors`` (logging the others), if there are any."""
-    if not errors:
-        return
+def _first_of(errors: list) -> BaseException:
+    """The first of ``errors`` (a non-empty list), the others logged with their tracebacks."""
     if len(errors) > 1:
         import logging
 
         for extra in errors[1:]:
             logging.getLogger("twistdlite").error(
                 "Another error while stopping services", exc_info=(type(extra), extra, extra.__traceback__))
-    raise errors[0]
+    return errors[0]
+
+
+def _raise_first(errors: list) -> None:
+    """Raise the first of ``errors`` (logging the others), if there are any."""
+    if errors:
+        raise _first_of(errors)
 
 
 def release_privileged(service: Any) -> None:
@@ -339,7 +343,11 @@ class MultiService(Service):
         self.running = False
         for child in reversed(started):
             try:
-                _schedule(child.stopService(), f"stopping {child!r}")
+                result = child.stopService()
+                fired = _fired(result)  # a collection's stop that failed at once: logged here, not at GC
+                if fired is not None and not fired[0]:
+                    raise fired[1]
+                _schedule(result, f"stopping {child!r}")
             except Exception:
                 _log_stop_error(child)
 
@@ -355,8 +363,9 @@ class MultiService(Service):
     def stopService(self) -> Optional[Awaitable[Any]]:
         """Stop the children in reverse order, awaiting any that returns an awaitable; returns a Deferred.
 
-        The Deferred (also awaitable) fires once every child has stopped. A child whose stop fails does not keep its siblings running: every
-        child is stopped, then the first error is raised.
+        The Deferred (also awaitable) fires once every child has stopped. A child whose stop fails does not keep
+        its siblings running: every child is stopped, then the Deferred fails with the first error (the others
+        are logged); stopService itself never raises for a child, as Twisted's returns a DeferredList.
         """
         Service.stopService(self)
         children = list(reversed(self.services))
@@ -376,9 +385,10 @@ class MultiService(Service):
                 from twistdlite.defer import ensureDeferred
 
                 return ensureDeferred(self._stop_rest(children, index, result, errors))
-        _raise_first(errors)
-        from twistdlite.defer import succeed
+        from twistdlite.defer import fail, succeed
 
+        if errors:  # as Twisted's: a Deferred that fails, not an exception from stopService itself
+            return fail(_first_of(errors))
         return succeed(None)
 
     async def _stop_rest(self, children: list, index: int, pending: Awaitable[Any],
