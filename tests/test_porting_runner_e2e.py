@@ -7,10 +7,12 @@ with the error logged once, with its traceback).
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
-from support import LineReader, run, spawn, wait_exit
+from daemon_helpers import daemons  # noqa: F401 - the fixture
+from support import LineReader, run, spawn, wait_exit, wait_for_file_text
 
 ORDER_TAC = '''
 import os
@@ -109,3 +111,37 @@ def test_a_child_whose_stop_raises_exits_1_with_the_error_logged_once_and_its_si
     assert output.count("Traceback (most recent call last)") == 1, output
     assert 'raise RuntimeError("the flush failed")' in output
     assert "Unhandled error in Deferred" not in output
+
+
+DROPPED_TAC = '''
+import gc
+from twistdlite import defer, log, reactor, service
+
+def parse_config():
+    raise ValueError("no such setting: colour")
+
+def drop_a_failed_deferred():
+    d = defer.maybeDeferred(parse_config)  # failed, and nobody adds an errback
+    del d
+    gc.collect()
+    log.msg("dropped the Deferred")
+
+application = service.Application("dropped")
+reactor.addSystemEventTrigger("after", "startup", drop_a_failed_deferred)
+'''
+
+
+def test_a_daemon_logs_a_dropped_failed_deferred_once_with_its_traceback_in_twistd_log(tmp_path: Path, daemons):
+    (tmp_path / "dropped.tac").write_text(DROPPED_TAC)
+    started = run(["-y", "dropped.tac"], cwd=tmp_path)
+    assert started.returncode == 0, started.stdout + started.stderr
+    pid = daemons.from_pidfile(tmp_path / "twistd.pid")
+    wait_for_file_text(tmp_path / "twistd.log", "dropped the Deferred")
+    daemons.stop(pid)
+    text = (tmp_path / "twistd.log").read_text()
+    assert text.count("Unhandled error in Deferred") == 1, text
+    assert re.search(r"\[-\] Unhandled error in Deferred:\n.*\[-\] Unhandled Error\n"
+                     r"\tTraceback \(most recent call last\):\n(\t .*\n)*?\t  File .*, in parse_config\n"
+                     r"(\t .*\n)*\tValueError: no such setting: colour\n", text), text
+    assert text.index("Unhandled error in Deferred") < text.index("dropped the Deferred")
+    assert text.count("ValueError: no such setting: colour") == 1, text
