@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -297,6 +299,45 @@ def test_deadline_interrupts_synchronous_code_and_restores_the_alarm_handler():
         assert signal.getsignal(signal.SIGALRM) is before
     finally:
         signal.signal(signal.SIGALRM, saved)
+
+
+class _Dies:
+    pass
+
+
+def _spin_until_interrupted(seconds: float = 3.0) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.mark.parametrize("helper", ["deadline", "second signal"])
+def test_a_signal_landing_in_a_weakref_callback_still_interrupts(helper):
+    """The handler's exception raised inside a weakref callback is dropped by Python ("Exception ignored
+    in ..."): the signal is delivered again, so the deadline or the second signal still cuts the code short."""
+    signum = signal.SIGALRM if helper == "deadline" else signal.SIGTERM
+    saved = signal.signal(signal.SIGTERM, lambda *args: None)
+    seen = []
+
+    def record(unraisable):  # what Python would print
+        seen.append(unraisable)
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = record
+    try:
+        began = time.monotonic()
+        with pytest.raises(signals.StopDeadline) as info:
+            with (signals.deadline(60, signals.StopDeadline) if helper == "deadline"
+                  else signals.second_signal_interrupts()):
+                weakref.ref(_Dies(), lambda ref: signal.raise_signal(signum))  # the handler runs in the callback
+                _spin_until_interrupted()
+        assert time.monotonic() - began < 2
+        assert info.value.forced == (helper == "second signal")
+        assert seen == []
+        assert sys.unraisablehook is record  # put back
+    finally:
+        sys.unraisablehook = hook
+        signal.signal(signal.SIGTERM, saved)
 
 
 def test_deadline_that_is_not_reached():

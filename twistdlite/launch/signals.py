@@ -9,15 +9,22 @@
   synchronous part of ``stopService`` is bounded the same way
   (:class:`StopDeadline`), and :func:`second_signal_interrupts` makes a
   SIGTERM/SIGINT during it (the second of the run) cut it short.
+
+A handler that raises runs wherever the main thread is, and that may be a
+weakref callback or a ``__del__`` whose exceptions Python prints ("Exception
+ignored in ...") and drops. While these helpers are in effect, such a dropped
+exception of ours is not printed: its signal is delivered again a moment
+later, once the callback has returned, and lands in the interrupted code.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from types import FrameType
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 #: Signals remembered before the loop handles them (they ask for a stop).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -25,6 +32,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 LOG_SIGNALS = (signal.SIGHUP, signal.SIGUSR1)
 
 _received: list = []
+#: How long after a dropped exception of ours its signal is delivered again (seconds).
+_AGAIN = 0.001
 
 
 def catch_early() -> None:
@@ -86,10 +95,17 @@ def deadline(seconds: float, exception: type = StartDeadline) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         raise exception(frame)
 
+    def dropped(exc: BaseException) -> bool:
+        if isinstance(exc, exception) and not getattr(exc, "forced", False):
+            signal.setitimer(signal.ITIMER_REAL, _AGAIN)  # the deadline is still passed: again, outside the callback
+            return True
+        return False
+
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        with _redelivered(dropped):
+            yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -114,9 +130,47 @@ def second_signal_interrupts() -> Iterator[None]:
         fired.append(signum)
         raise StopDeadline(frame, forced=True, signum=signum)
 
+    def dropped(exc: BaseException) -> bool:
+        if isinstance(exc, StopDeadline) and exc.forced:
+            del fired[:]  # it did not interrupt the stop: deliver the signal again, outside the callback
+            timer = threading.Timer(_AGAIN, signal.pthread_kill, (threading.main_thread().ident, exc.signum))
+            timer.daemon = True
+            timers.append(timer)
+            timer.start()
+            return True
+        return False
+
+    timers: list = []
     previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    try:
+        with _redelivered(dropped):
+            yield
+    finally:
+        for timer in timers:
+            timer.cancel()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def _redelivered(dropped: Callable[[BaseException], bool]) -> Iterator[None]:
+    """While the block runs, an exception Python drops (raised in a weakref callback, a ``__del__``)
+    goes to ``dropped`` first; when it returns True (one of ours, its signal raised again), nothing is printed."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        while isinstance(exc, StartDeadline):
+            try:
+                if dropped(exc):
+                    return
+                break
+            except StartDeadline as again:  # delivered again while still here: once more
+                exc = again
+        previous(unraisable)
+
+    sys.unraisablehook = hook
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        sys.unraisablehook = previous
