@@ -289,6 +289,48 @@ def test_a_clean_exit_is_process_done_and_env_and_path_are_the_childs(tmp_path):
     assert os.path.realpath(cwd) == os.path.realpath(str(tmp_path)) and "ONLY" in names and "PATH" not in names
 
 
+def test_env_none_passes_this_processs_environment_and_no_env_an_empty_one(monkeypatch):
+    """As Twisted documents for POSIX: env not given is an empty environment, env=None is os.environ."""
+    monkeypatch.setenv("SPAWN_MARK", "inherited")
+    script = "import os; print(os.environ.get('SPAWN_MARK'), len(os.environ))"
+    with_none, without = Recording(), Recording()
+
+    async def main():
+        reactor.spawnProcess(with_none, PY, [PY, "-c", script], env=None)
+        reactor.spawnProcess(without, PY, [PY, "-c", script])
+        await until(lambda: with_none.ended is not None and without.ended is not None)
+
+    run_installed(main)
+    assert with_none.out.split()[0] == b"inherited"
+    assert without.out.split()[0] == b"None"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a child's user needs root")
+def test_uid_and_gid_run_the_child_as_that_user_with_only_its_groups():
+    """As Twisted's switchUID: the child gets the uid, the gid, and the user's own groups (initgroups),
+    not the parent's (root's) supplementary groups."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    proto = Recording()
+
+    async def main():
+        reactor.spawnProcess(proto, "/bin/sh", ["sh", "-c", "id -u; id -g; id -G"], env={"PATH": "/usr/bin:/bin"},
+                             path="/", uid=nobody.pw_uid, gid=nobody.pw_gid)
+        await until(lambda: proto.ended is not None)
+
+    before = os.getgroups()
+    os.setgroups([*before, 4242])  # a supplementary group of this (root) process the child must not keep
+    try:
+        run_installed(main)
+    finally:
+        os.setgroups(before)
+    assert proto.ended.check(ProcessDone), proto.err
+    uid, gid, groups = proto.out.decode().splitlines()
+    assert (int(uid), int(gid)) == (nobody.pw_uid, nobody.pw_gid)
+    assert sorted(map(int, groups.split())) == sorted(set(os.getgrouplist("nobody", nobody.pw_gid)))
+
+
 def test_signal_process_ends_it_with_the_signal_and_then_it_has_exited_already():
     proto = Recording()
 

@@ -132,14 +132,10 @@ class Process:
 
     def start(self, loop: Any) -> None:
         """Start the child, connect its pipes to ``loop``, and tell the protocol."""
-        options: dict = {}
-        if self.uid is not None:
-            options["user"] = self.uid
-        if self.gid is not None:
-            options["group"] = self.gid
         try:
+            options = _identity(self.uid, self.gid)
             self._popen = subprocess.Popen(
-                self.args, executable=self.executable, env={} if self.env is None else self.env,
+                self.args, executable=self.executable, env=dict(os.environ) if self.env is None else self.env,
                 cwd=self.path, stdin=self._stream(0), stdout=self._stream(1), stderr=self._stream(2),
                 close_fds=True, start_new_session=False, **options)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
@@ -291,6 +287,29 @@ class Process:
     def __repr__(self) -> str:
         state = "ended" if self._ended else "exited" if self.lostProcess else "running"
         return f"<Process pid={self.pid} {state}>"
+
+
+def _identity(uid: Optional[int], gid: Optional[int]) -> dict:
+    """Popen's ``user``/``group``/``extra_groups`` for spawnProcess's ``uid``/``gid``, as Twisted's switchUID.
+
+    The gid is set when given; a uid other than ours is set with that user's
+    own groups (initgroups: its name's group list with the primary gid, this
+    process's effective gid when none is given), never this process's
+    supplementary groups. A uid with no user entry keeps only the primary gid.
+    """
+    options: dict = {}
+    if gid is not None:
+        options["group"] = gid
+    if uid is not None and uid != os.getuid():
+        import pwd
+
+        options["user"] = uid
+        primary = gid if gid is not None else os.getegid()
+        try:
+            options["extra_groups"] = os.getgrouplist(pwd.getpwuid(uid).pw_name, primary)
+        except KeyError:
+            options["extra_groups"] = [primary]
+    return options
 
 
 def spawn(proto: Any, executable: Any, args: Any, env: Optional[dict], path: Any, uid: Optional[int],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from types import MappingProxyType
 from typing import Any, Callable, Optional
 
 from twistdlite import _loopstate
@@ -228,22 +229,27 @@ def fireSystemEvent(eventType: str) -> None:
     _events.fireSystemEvent(eventType)
 
 
-def spawnProcess(processProtocol: Any, executable: Any, args: Any = (), env: Optional[dict] = None,
+_NO_ENVIRONMENT: Any = MappingProxyType({})  # spawnProcess's env when not given: an empty environment
+
+
+def spawnProcess(processProtocol: Any, executable: Any, args: Any = (), env: Optional[Any] = _NO_ENVIRONMENT,
                  path: Any = None, uid: Optional[int] = None, gid: Optional[int] = None, usePTY: bool = False,
                  childFDs: Optional[dict] = None) -> Any:
     """Run ``executable`` with ``args`` (``args[0]`` is the program's name) connected to ``processProtocol``.
 
     Returns the process transport (``pid``, ``write``, ``closeStdin``,
     ``signalProcess``, ``loseConnection``). ``env`` is the whole environment
-    (None: an empty one, as in Twisted); ``path`` the working directory;
-    ``uid``/``gid`` the user to run as. A program that cannot be started
+    (not given: an empty one; None: this process's ``os.environ``, as Twisted
+    documents for POSIX); ``path`` the working directory; ``uid``/``gid`` the
+    user to run as (with that user's groups, as Twisted's). A program that cannot be started
     (missing, not executable) is reported to ``processEnded`` as a
     ``ProcessTerminated`` failure, never raised into the caller's service.
     ``usePTY`` is not supported (``NotImplementedError``). See ``twistdlite.process``.
     """
     from twistdlite.process import spawn
 
-    return spawn(processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs)
+    return spawn(processProtocol, executable, args, None if env is None else dict(env), path, uid, gid, usePTY,
+                 childFDs)
 
 
 def launcher_runs_loop() -> None:
