@@ -194,6 +194,16 @@ def test_deferredlock_serialises_holders_in_order():
         lock.release()
 
 
+def test_deferredlock_and_semaphore_hand_over_to_waiters_first_come_first_served():
+    for primitive in (defer.DeferredLock(), defer.DeferredSemaphore(1)):
+        held = []
+        for name in "abcd":
+            primitive.acquire().addCallback(lambda _, name=name: held.append(name))
+        for _ in range(3):
+            primitive.release()
+        assert held == list("abcd"), primitive
+
+
 def test_deferredlock_run_releases_after_the_returned_deferred_fires():
     lock = defer.DeferredLock()
     gate = Deferred()
