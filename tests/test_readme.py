@@ -32,3 +32,32 @@ def test_the_run_command_names_an_example_that_ships():
     words = shlex.split(sh_blocks()[0][0].split("&&")[-1])
     assert words[0] == ".venv/bin/twistdlite" and words[1] == "-noy"
     assert (ROOT / words[2]).is_file() and words[2].startswith("examples/")
+
+
+def porting_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split("\n## Porting Twisted code\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_porting_import_map_names_modules_that_exist_and_covers_the_twisted_apis_ported():
+    import importlib
+
+    rows = re.findall(r"^\| `(twisted\.[\w.*]+)` \| `(twistdlite\.[\w.*]+)`", porting_section(), re.M)
+    mapping = dict(rows)
+    for twisted_name, ours in mapping.items():
+        assert twisted_name.rsplit(".", 1)[-1] == ours.rsplit(".", 1)[-1], (twisted_name, ours)  # leaf names kept
+        importlib.import_module(ours.replace(".*", ""))
+    for needed in ("twisted.internet.defer", "twisted.internet.task", "twisted.internet.threads",
+                   "twisted.internet.reactor", "twisted.internet.protocol", "twisted.application.service",
+                   "twisted.application.internet", "twisted.python.log", "twisted.logger",
+                   "twisted.protocols.basic", "twisted.python.failure", "twisted.python.threadpool"):
+        assert needed in mapping, needed
+
+
+def test_the_porting_section_says_what_does_not_port_each_with_why():
+    section = porting_section()
+    assert "What does not port, and why:" in section
+    items = re.findall(r"^- \*\*(.+?)\*\*(.*(?:\n  .*)*)", section.split("What does not port, and why:", 1)[1], re.M)
+    names = [name for name, _ in items]
+    assert len(items) >= 5 and all(len(reason.strip()) > 20 for _, reason in items), items
+    assert any("usePTY" in name for name in names) and any("zope.interface" in name for name in names)
