@@ -65,6 +65,33 @@ def test_call_in_thread_runs_off_the_loop_thread_and_call_from_thread_comes_back
     assert seen["back"] == (True, 42)
 
 
+def test_defer_to_thread_runs_in_a_pool_thread_and_fires_in_the_loops_thread_with_the_result_or_failure():
+    seen, fired = [], []
+
+    def work(x):
+        seen.append(threading.current_thread().name)
+        if x is None:
+            raise KeyError("no x")
+        return x * 2
+
+    def note(result):
+        fired.append(threading.current_thread() is threading.main_thread())
+        return result
+
+    async def main():
+        good = threads.deferToThread(work, 21).addBoth(note)
+        bad = threads.deferToThread(work, None).addBoth(note)
+        assert not good.called  # the result comes back later, through the loop
+        result = await good
+        with pytest.raises(KeyError, match="no x"):
+            await bad
+        return result
+
+    assert run_installed(main) == 42
+    assert [name.startswith("PoolThread-reactor-") for name in seen] == [True, True]
+    assert fired == [True, True]
+
+
 def test_the_pool_is_bounded_by_suggest_thread_pool_size():
     reactor.suggestThreadPoolSize(3)
     pool = reactor.getThreadPool()
