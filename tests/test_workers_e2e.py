@@ -322,22 +322,42 @@ def http_get(port: int, path: str) -> tuple:
     return int(head.split()[1]), json.loads(body)
 
 
+def probe_until(port: int, path: str, code: int) -> dict:
+    """Ask ``path`` until it answers ``code``; the JSON body."""
+    return wait_until(lambda: (lambda r: r[1] if r[0] == code else None)(http_get(port, path)),
+                      what=f"{path} {code}")
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_health_endpoint(tmp_path, workers):
-    proc = spawn(["-noy", str(APP), "--pidfile", "", "--workers", workers, "--health",
-                  "tcp:0:interface=127.0.0.1"], cwd=tmp_path)
+    gate = tmp_path / "gate"
+    proc = spawn(["-noy", str(APP), "--pidfile", "", "--workers", workers, "--worker-timeout", "60", "--health",
+                  "tcp:0:interface=127.0.0.1"], cwd=tmp_path, WORKERS_MODE="slowstop", WORKERS_GATE=str(gate))
     out = LineReader(proc)
     try:
         probe = int(out.wait_for(r"HealthProbe starting on (\d+)").group(1))
-        out.wait_for(r"All 2 workers are ready" if workers == "2" else r"ServerFactory starting on")
-        code, body = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(http_get(probe, "/readyz")),
-                                what="/readyz 200")
-        assert body["status"] == "ready"
+        port = int(out.wait_for(r"ServerFactory starting on (\d+)").group(1))
+        out.wait_for(r"All 2 workers are ready" if workers == "2" else r"Misbehaving|ServerFactory starting on")
+        assert probe_until(probe, "/readyz", 200)["status"] == "ready"
         code, body = http_get(probe, "/livez")
         assert code == 200 and body["status"] == "live", body
         assert http_get(probe, "/other")[0] == 404
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        if workers == "2":  # a worker's blocked loop: /livez 503 long before --worker-timeout kills it
+            blocked = socket.create_connection(("127.0.0.1", port), timeout=10)
+            blocked.sendall(b"gate\n")
+            assert blocked.recv(100) == b"blocking\n"
+            body = probe_until(probe, "/livez", 503)
+            assert body["status"] == "not live" and "sent no heartbeat" in body["reason"], body
+            Path(str(gate) + ".loop").touch()
+            assert blocked.recv(100) == b"unblocked\n"
+            blocked.close()
+            probe_until(probe, "/livez", 200)
+        proc.send_signal(signal.SIGTERM)  # stopService waits for the gate: /readyz 503 meanwhile
+        body = probe_until(probe, "/readyz", 503)
+        assert body == {"status": "not ready", "reason": "shutting down"}, body
+        assert http_get(probe, "/livez")[0] == 200
+        gate.touch()
+        assert proc.wait(20) == 0, out.rest()
     finally:
         stop_foreground(proc)
 

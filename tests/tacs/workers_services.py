@@ -5,10 +5,12 @@ Shaped by environment variables, as the .tac is.
 WORKERS_PORT: the TCP port on 127.0.0.1 (0: any). WORKERS_MODE:
   serve       an echo server (default); "pid" answers the worker's PID, "version" VERSION,
               "say" logs a line,
-              "block" blocks the event loop, "crash" exits the worker at once
+              "block" blocks the event loop, "gate" blocks it until the file WORKERS_GATE.loop exists,
+              "crash" exits the worker at once
   failstart   startService raises in every worker
   crashloop   every worker exits half a second after it is ready
   wedge       stopService blocks SIGTERM and SIGALRM and never returns
+  slowstop    stopService finishes once the file WORKERS_GATE exists (the loop keeps running)
   datagram    a UNIX datagram server at WORKERS_PATH
   client      a TCP client only
   orphan      as serve, and each worker leaves an orphan (a shell's background sleep)
@@ -40,10 +42,32 @@ class Echo(protocol.Protocol):
                 self.transport.write(b"said\n")
             elif command == b"block":
                 time.sleep(3600)
+            elif command == b"gate":
+                self.transport.write(b"blocking\n")
+                wait_for_gate(blocking=True, suffix=".loop")
+                self.transport.write(b"unblocked\n")
             elif command == b"crash":
                 os._exit(3)
             elif command:
                 self.transport.write(command + b"\n")
+
+
+def wait_for_gate(blocking, bound=60.0, suffix=""):
+    """Until the file WORKERS_GATE (+ ``suffix``) exists (at most ``bound`` s): blocking the loop, or as an awaitable."""
+    gate = os.environ["WORKERS_GATE"] + suffix
+    end = time.monotonic() + bound
+    if blocking:
+        while not os.path.exists(gate) and time.monotonic() < end:
+            time.sleep(0.01)
+        return None
+
+    async def wait():
+        import asyncio
+
+        while not os.path.exists(gate) and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+
+    return wait()
 
 
 class Misbehaving(service.Service):
@@ -60,6 +84,8 @@ class Misbehaving(service.Service):
 
     def stopService(self):
         service.Service.stopService(self)
+        if MODE == "slowstop":
+            return wait_for_gate(blocking=False)
         if MODE == "wedge":
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGALRM, signal.SIGINT})
             time.sleep(3600)

@@ -73,6 +73,9 @@ BACKOFF_CAP = 10.0
 GRACE = 1.0
 #: How many connections a worker accepts per wake-up (asyncio's default is its whole backlog).
 ACCEPT_BATCH = 1
+#: /livez answers 503 once a serving worker has missed this many heartbeats (its loop is blocked), long
+#: before --worker-timeout has it killed.
+LIVE_MISSED_BEATS = 3
 #: The suffix of the status file beside the pidfile (read by ``twistdlite status``).
 STATUS_SUFFIX = ".workers"
 
@@ -1106,8 +1109,9 @@ class Supervisor:
     # -- health and status ------------------------------------------------------------------------------
     def _live(self) -> tuple:
         now = time.monotonic()
+        silent = min(self.options.worker_timeout, LIVE_MISSED_BEATS * self._watch_every())
         for worker in self.workers.values():
-            if worker.state == "serving" and now - worker.beat > self.options.worker_timeout:
+            if worker.state == "serving" and now - worker.beat > silent:
                 return False, f"{worker.name()} sent no heartbeat for {now - worker.beat:.1f} s"
         serving = sum(1 for w in self.workers.values() if w.state == "serving")
         return True, f"the supervisor and {serving} workers' event loops respond"
