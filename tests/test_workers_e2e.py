@@ -352,6 +352,13 @@ def test_health_endpoint(tmp_path, workers):
             assert blocked.recv(100) == b"unblocked\n"
             blocked.close()
             probe_until(probe, "/livez", 200)
+            Path(str(gate) + ".hold").touch()  # a worker being replaced: /readyz 503 until it has started
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as crash:
+                crash.sendall(b"crash\n")
+            body = probe_until(probe, "/readyz", 503)
+            assert "1 of 2 workers serving (replacing the others)" == body["reason"], body
+            Path(str(gate) + ".start").touch()
+            probe_until(probe, "/readyz", 200)
         proc.send_signal(signal.SIGTERM)  # stopService waits for the gate: /readyz 503 meanwhile
         body = probe_until(probe, "/readyz", 503)
         assert body == {"status": "not ready", "reason": "shutting down"}, body

@@ -10,7 +10,8 @@ WORKERS_PORT: the TCP port on 127.0.0.1 (0: any). WORKERS_MODE:
   failstart   startService raises in every worker
   crashloop   every worker exits half a second after it is ready
   wedge       stopService blocks SIGTERM and SIGALRM and never returns
-  slowstop    stopService finishes once the file WORKERS_GATE exists (the loop keeps running)
+  slowstop    stopService finishes once the file WORKERS_GATE exists (the loop keeps running);
+              while WORKERS_GATE.hold exists, startService finishes once WORKERS_GATE.start does
   datagram    a UNIX datagram server at WORKERS_PATH
   client      a TCP client only
   orphan      as serve, and each worker leaves an orphan (a shell's background sleep)
@@ -81,6 +82,8 @@ class Misbehaving(service.Service):
             reactor.callLater(0.5, os._exit, 4)
         if MODE == "orphan":
             subprocess.Popen(["sh", "-c", "sleep 0.2 &"]).wait()
+        if MODE == "slowstop" and os.path.exists(os.environ["WORKERS_GATE"] + ".hold"):
+            return wait_for_gate(blocking=False, suffix=".start")
 
     def stopService(self):
         service.Service.stopService(self)
