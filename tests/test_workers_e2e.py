@@ -298,14 +298,16 @@ def test_a_worker_that_will_not_stop_is_killed_and_the_exit_status_says_so(tmp_p
 
 
 @pytest.mark.parametrize("mode, reason", [
-    ("datagram", r"the UNIXDatagramServer cannot be shared by workers"),
-    ("client", r"the application bound no listening stream socket .* \(a client-only application\?\)"),
+    ("datagram", r"--workers: the UNIXDatagramServer cannot be shared by workers"),
+    ("client", r"--workers: the application bound no listening stream socket .* \(a client-only application\?\)"),
+    ("latebind", r"worker \d \(PID \d+\): Couldn't listen on 127.0.0.1:0: a worker of --workers cannot listen "
+                 r"on a socket of its own \(this port was asked for in startService or later"),
 ])
 def test_applications_that_cannot_be_shared_are_refused(tmp_path, mode, reason):
     result = run(["-noy", str(APP), "--pidfile", "", "--workers", "2"], cwd=tmp_path, WORKERS_MODE=mode,
                  WORKERS_PATH=str(tmp_path / "dgram.sock"))
     assert result.returncode == 1
-    assert re.search(r"twistdlite: error: --workers: " + reason, result.stderr), result.stderr
+    assert re.fullmatch(r"twistdlite: error: " + reason + r".*\n", result.stderr), result.stderr
     assert not (tmp_path / "dgram.sock").exists()
 
 

@@ -168,6 +168,23 @@ def close_inherited() -> None:
 _accept_batch: Optional[int] = None
 
 
+#: True in a pre-forked worker: a stream port it binds itself (not through the supervisor's share) is refused.
+_pool_worker = False
+
+
+def refuse_unshared_listening() -> None:
+    """This process is a pool's worker: every listening stream socket must come from the supervisor.
+
+    A port first bound in a worker (asked for in ``startService`` or later,
+    not in ``privilegedStartService``) would be bound by every worker: on a
+    fixed port the first would serve it alone and the others fail with
+    "address in use", on port 0 each would serve a port of its own. Either is
+    a mistake, so :meth:`StreamPort.bind` refuses it with a reason.
+    """
+    global _pool_worker
+    _pool_worker = True
+
+
 def share_accepts(batch: int = 1) -> None:
     """This process shares its listening sockets with others: accept at most ``batch`` connections per wake-up.
 
@@ -396,6 +413,8 @@ class StreamPort:
         key = share.key_for(address) if address is not None else None
         sock = share.take(key) if key is not None else None
         if sock is None:
+            if _pool_worker and share is None:
+                self._refuse_unshared()
             sock = self._open_socket()
             if key is not None:
                 share.keep(key, sock, *self._share_file())
@@ -407,6 +426,19 @@ class StreamPort:
     def _share_key(self) -> Any:
         """What a :class:`SocketShare` knows this port's socket by (None: never shared)."""
         return None
+
+    def _refuse_unshared(self) -> None:
+        """In a pool's worker: refuse to bind a shareable socket of this worker's own (see
+        :func:`refuse_unshared_listening`)."""
+        key = self._share_key()
+        if key is None:
+            return
+        interface = None if key[0] == "UNIX" else key[1]
+        reason = OSError(None, "a worker of --workers cannot listen on a socket of its own")
+        raise CannotListenError(interface, key[-1], reason,
+                                "this port was asked for in startService or later, so every worker would "
+                                "bind it; listen in privilegedStartService, as TCPServer, UNIXServer and "
+                                "strports.service do, or run without --workers")
 
     def _share_file(self) -> tuple:
         """The socket file a share takes over from this port: (path, identity) or (None, None)."""

@@ -14,6 +14,7 @@ WORKERS_PORT: the TCP port on 127.0.0.1 (0: any). WORKERS_MODE:
               while WORKERS_GATE.hold exists, startService finishes once WORKERS_GATE.start does
   datagram    a UNIX datagram server at WORKERS_PATH
   client      a TCP client only
+  latebind    as serve, and startService listens on a TCP port of its own (not in privilegedStartService)
   orphan      as serve, and each worker leaves an orphan (a shell's background sleep)
 """
 
@@ -80,6 +81,10 @@ class Misbehaving(service.Service):
             from twistdlite import reactor
 
             reactor.callLater(0.5, os._exit, 4)
+        if MODE == "latebind":
+            from twistdlite import reactor
+
+            reactor.listenTCP(0, protocol.ServerFactory.forProtocol(Echo), interface="127.0.0.1")
         if MODE == "orphan":
             subprocess.Popen(["sh", "-c", "sleep 0.2 &"]).wait()
         if MODE == "slowstop" and os.path.exists(os.environ["WORKERS_GATE"] + ".hold"):

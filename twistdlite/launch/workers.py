@@ -696,6 +696,8 @@ class Supervisor:
             from twistdlite import _ports
 
             _ports.share_accepts(ACCEPT_BATCH)  # a burst of connections is spread over the workers
+            if self.count > 1:  # a port bound in startService would be bound by every worker
+                _ports.refuse_unshared_listening()
             channel = Channel(sock)
             root = logging.getLogger()
             for handler in list(root.handlers):
