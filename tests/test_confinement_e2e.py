@@ -23,7 +23,7 @@ import pytest
 
 from daemon_helpers import daemons  # noqa: F401 (the fixture)
 from daemon_helpers import IS_ROOT, NOBODY, Daemons, launch_env, nobody_dir
-from support import ROOT, connect, read_pid, recv_until, wait_for_file_text, wait_gone
+from support import ROOT, connect, read_pid, recv_until, wait_for_file_text, wait_gone, wait_until
 from twistdlite.launch import persist
 
 TAC = ROOT / "tests" / "tacs" / "confined_app.tac"
@@ -143,3 +143,48 @@ def test_privilege_drop_to_a_user_who_cannot_read_the_install(daemons, hidden_in
         assert tap.stat().st_uid == os.stat(rundir).st_uid  # saved after the drop, by nobody
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
+
+
+def test_a_pool_in_a_jail_as_nobody_on_uvloop_reloads(tmp_path, daemons, hidden_install):
+    """--workers with --chroot, -u nobody and -r uvloop: workers serve and a SIGHUP reload re-reads the
+    application file inside the jail (one not found there says so and changes nothing)."""
+    import subprocess
+
+    pytest.importorskip("uvloop")
+    jail = make_jail(tmp_path / "jail")
+    nobody = pwd.getpwnam(NOBODY)
+    os.chown(jail, nobody.pw_uid, nobody.pw_gid)
+    log = jail / "twistd.log"
+    log.touch(mode=0o600)
+    os.chown(log, nobody.pw_uid, -1)
+    shutil.copy(TAC, jail / "app.tac")
+    shutil.copy(TAC.parent / "echo_services.py", jail)
+    env = launch_env()
+    env["PYTHONPATH"] = str(hidden_install)
+    done = subprocess.run([sys.executable, "-m", "twistdlite", "--chroot", str(jail), "-u", NOBODY, "-r", "uvloop",
+                           "--workers", "2", "-y", "app.tac"], cwd=jail, env=env, capture_output=True, text=True,
+                          timeout=30, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pid = daemons.track(read_pid(jail / "twistd.pid"))
+    port = int(wait_for_file_text(log, r"\[worker 1\] Factory starting on (\d+)").group(1))
+    assert "reactor class: uvloop" in log.read_text()
+
+    (jail / "app.tac").rename(jail / "moved.tac")
+    os.kill(pid, signal.SIGHUP)
+    wait_for_file_text(log, r"Reload failed: .*'app.tac' does not exist \(read inside --chroot "
+                            + re.escape(str(jail)) + r"\); the running workers keep serving\.")
+    (jail / "moved.tac").rename(jail / "app.tac")
+    os.kill(pid, signal.SIGHUP)
+    wait_for_file_text(log, r"Reloaded: generation 2 serving; retiring 2 workers")
+    wait_until(lambda: len(re.findall(r"Worker \d \(PID \d+\) stopped\.",
+                                      log.read_text().split("Reloaded: generation 2")[1])) == 2,
+               what="the old generation gone")
+    assert echo(connect(port), b"after the reload\n") == b"after the reload\n"
+    assert echo(unix_connect(jail / "echo.sock"), b"over unix\n") == b"over unix\n"
+
+    os.kill(pid, signal.SIGTERM)
+    wait_gone(pid)
+    text = log.read_text()
+    assert "Server Shut Down." in text and "Saved." in text, text
+    assert not re.search(r"Traceback|Error", text), text
+    assert not (jail / "twistd.pid").exists() and not (jail / "echo.sock").exists()

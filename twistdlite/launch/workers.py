@@ -1048,7 +1048,8 @@ class Supervisor:
             except LaunchError as exc:
                 if exc.detail:
                     log.error("%s", exc.detail.rstrip("\n"))
-                log.error("Reload failed: %s; the running workers keep serving.", exc)
+                jail = f" (read inside --chroot {self.options.chroot})" if self.options.chroot else ""
+                log.error("Reload failed: %s%s; the running workers keep serving.", exc, jail)
                 return
             except Exception as exc:
                 log.error("Reload failed: %s: %s; the running workers keep serving.", type(exc).__name__, exc,
