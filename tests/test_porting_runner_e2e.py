@@ -145,3 +145,44 @@ def test_a_daemon_logs_a_dropped_failed_deferred_once_with_its_traceback_in_twis
                      r"(\t .*\n)*\tValueError: no such setting: colour\n", text), text
     assert text.index("Unhandled error in Deferred") < text.index("dropped the Deferred")
     assert text.count("ValueError: no such setting: colour") == 1, text
+
+
+DEFERRED_SERVICE_TAC = '''
+import os
+from twistdlite import reactor, service, task
+
+def say(what):
+    print("SAID", what, flush=True)
+
+class Slow(service.Service):
+    def startService(self):
+        service.Service.startService(self)
+        if os.environ.get("START_FAILS"):
+            return task.deferLater(reactor, 0.05, self.refuse)
+        return task.deferLater(reactor, 0.05, say, "start fired")
+
+    def refuse(self):
+        raise OSError("the database is not there")
+
+    def stopService(self):
+        service.Service.stopService(self)
+        return task.deferLater(reactor, 0.05, say, "stop fired")
+
+application = service.Application("slow")
+Slow().setServiceParent(application)
+reactor.addSystemEventTrigger("after", "startup", say, "after startup")
+reactor.addSystemEventTrigger("after", "startup", reactor.stop)
+'''
+
+
+def test_deferreds_returned_by_start_and_stop_service_are_waited_for_and_a_failed_start_is_one_line(tmp_path: Path):
+    (tmp_path / "slow.tac").write_text(DEFERRED_SERVICE_TAC)
+    done = run(["-noy", "slow.tac"], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = [line.split("SAID ", 1)[1] for line in done.stdout.splitlines() if line.startswith("SAID ")]
+    assert said == ["start fired", "after startup", "stop fired"]
+    assert done.stdout.index("SAID stop fired") < done.stdout.index("Server Shut Down.")
+    failed = run(["-noy", "slow.tac"], cwd=tmp_path, START_FAILS="1")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert failed.stderr.strip().splitlines()[-1] == "twistdlite: error: start failed: OSError: the database is not there"
+    assert "after startup" not in failed.stdout
