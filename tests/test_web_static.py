@@ -101,6 +101,8 @@ def test_ranges_conditional_requests_and_head(www):
         assert (await fetch(site, b"/digits.txt", b"Range: bytes=8-100")).body == b"89"
         unmet = await fetch(site, b"/digits.txt", b"Range: bytes=10-12")
         assert unmet.status == 416 and unmet.headers["content-range"] == "bytes */10"
+        for beyond in (b"Range: bytes=10-", b"Range: bytes=100-", b"Range: bytes=-0"):
+            assert (await fetch(site, b"/digits.txt", beyond)).status == 416, beyond
         for ignored in (b"Range: bytes=1-2,4-5", b"Range: lines=1-2", b"Range: bytes=5-2", b"Range: bytes=x-"):
             answer = await fetch(site, b"/digits.txt", ignored)
             assert (answer.status, answer.body) == (200, b"0123456789"), ignored

@@ -151,13 +151,15 @@ def _parse_range(header: bytes, size: int) -> Any:
         if not first.strip().isdigit() or (last and not last.strip().isdigit()):
             return None
         start = int(first)
-        end = int(last) if last else size - 1
+        end = int(last) if last else None
     except ValueError:
         return None
-    if end < start:
+    if end is not None and end < start:
         return None
     if start >= size:
-        return "unsatisfiable"
+        return "unsatisfiable"  # bytes=SIZE- or beyond: 416, as RFC 9110 and Twisted
+    if end is None:
+        end = size - 1
     return start, min(end, size - 1)
 
 
