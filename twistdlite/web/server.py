@@ -219,8 +219,8 @@ class Request:
             return
         body = self.content.read()
         self.content.seek(0)
-        for key, values in parse_qs(body, keep_blank_values=True).items():
-            self.args.setdefault(key, []).extend(values)
+        # A key in both the query and the form takes the form's values, as Twisted's args.update does.
+        self.args.update(parse_qs(body, keep_blank_values=True))
 
     def _unsupported(self, exc: Any) -> None:
         allowed = exc.allowedMethods
