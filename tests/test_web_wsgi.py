@@ -114,7 +114,22 @@ def test_errors_before_and_after_the_head(pool, caplog):
             start_response("503 Unavailable", [("Content-Type", "text/plain")], sys.exc_info())
         return [b"try later"]
 
+    def late_exc_info(environ, start_response):
+        start_response("200 OK", [])
+        yield b"sent"
+        try:
+            raise LookupError("after the head, through start_response")
+        except LookupError:
+            import sys
+
+            start_response("500 Oops", [], sys.exc_info())  # PEP 3333: re-raises once the head is out
+        yield b"never sent"
+
     async def main():
+        channel, transport = connect(site_for(late_exc_info, pool))
+        channel.dataReceived(get(b"/"))
+        await until(lambda: transport.closed, timeout=10, what="the cut connection")
+        assert transport.aborted and b"sent" in transport.data and b"never" not in transport.data
         for app in (before, not_bytes, bad_status):
             assert one(await answer(site_for(app, pool), get(b"/"))).status == 500, app
         channel, transport = connect(site_for(after, pool))
@@ -126,7 +141,7 @@ def test_errors_before_and_after_the_head(pool, caplog):
     with caplog.at_level(logging.ERROR, logger="twistdlite.web"):
         run(main())
     logged = [r for r in caplog.records if r.exc_info]
-    assert {type(r.exc_info[1]) for r in logged} >= {ValueError, TypeError}
+    assert {type(r.exc_info[1]) for r in logged} >= {ValueError, TypeError, LookupError}
 
 
 def test_a_client_that_stops_reading_pauses_the_application_and_a_lost_one_stops_it(pool):
