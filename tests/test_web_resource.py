@@ -314,3 +314,25 @@ def test_the_site_pickles_without_its_log_file(tmp_path):
     assert again.logPath == site.logPath and again._logFile is None and again.maxBodySize == 5
     with pytest.raises(TypeError, match="maxBodysize"):
         server.Site(root, maxBodysize=5)
+
+
+def test_the_access_log_is_the_combined_log_format_with_quotes_and_backslashes_escaped(tmp_path):
+    import re
+
+    root, _ = tree()
+    path = tmp_path / "access.log"
+    site = server.Site(root, logPath=str(path))
+    site.startFactory()
+
+    async def main():
+        one(await exchange(site, get(b"/echo?q=%22x", b'Referer: http://r/"quoted"',
+                                     b"User-Agent: back\\slash", b"Connection: close")))
+
+    try:
+        run(main())
+    finally:
+        site.stopFactory()
+    (line,) = path.read_text().splitlines()
+    assert re.fullmatch(r'"192\.0\.2\.7" - - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
+                        r'"GET /echo\?q=%22x HTTP/1\.1" 200 \d+ '
+                        r'"http://r/\\"quoted\\"" "back\\\\slash"', line), line
