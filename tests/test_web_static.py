@@ -159,6 +159,10 @@ def test_no_path_leaves_the_served_directory(www, caplog):
         assert (await fetch(site, b"/subdir/")).body == b"<p>index</p>"
         trusting = site_for(www, allowSymlinksOut=True)
         assert (await fetch(trusting, b"/up")).body == b"not for the web"
+        listed = (await fetch(site, b"/")).body  # links out are not listed either (nor their target's size)
+        assert b'href="inside"' in listed and b'href="subdir/"' in listed
+        assert b'href="up"' not in listed and b'href="etc/"' not in listed and b'href="passwd"' not in listed
+        assert b'href="up"' in (await fetch(trusting, b"/")).body
 
     with caplog.at_level(logging.INFO, logger="twistdlite.web"):
         run(main())

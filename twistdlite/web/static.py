@@ -341,7 +341,7 @@ class File(resource.Resource):
                 if child is not None and os.path.isfile(child.path):
                     return child
             return DirectoryLister(self.path, self.contentTypes, self.contentEncodings, self.defaultType,
-                                   self.listingPageSize)
+                                   self.listingPageSize, root=None if self.allowSymlinksOut else self.root())
         if path in (b".", b"..") or b"/" in path or b"\0" in path:
             return resource.NoResource("File not found.")
         name = os.fsdecode(path)
@@ -374,7 +374,7 @@ class File(resource.Resource):
         """True when the symbolic link ``link`` leads inside the served directory (logged when it does not)."""
         real = os.path.realpath(link)
         root = self.root()
-        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+        if _within(real, root):
             return True
         log.info("Refused %s: a symbolic link to %s, outside the served directory %s", link, real, root)
         return False
@@ -547,9 +547,18 @@ class File(resource.Resource):
         return when is not None and when >= modified
 
 
+def _within(real: str, root: str) -> bool:
+    """True when the resolved path ``real`` is ``root`` or under it."""
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def _listing_page(path: str, url_path: bytes, page: int, page_size: int, types: dict, encodings: dict,
-                  default_type: str) -> bytes:
-    """The HTML of one page of ``path``'s listing (run in a thread: it reads the whole directory)."""
+                  default_type: str, root: Optional[str] = None) -> bytes:
+    """The HTML of one page of ``path``'s listing (run in a thread: it reads the whole directory).
+
+    With ``root``, a symbolic link leading outside it is left out (it is not served, and its
+    target's size and kind are not shown).
+    """
     try:
         names = sorted(os.listdir(path))
     except OSError as exc:
@@ -561,6 +570,8 @@ def _listing_page(path: str, url_path: bytes, page: int, page_size: int, types: 
     rows = []
     for name in shown:
         full = os.path.join(path, name)
+        if root is not None and os.path.islink(full) and not _within(os.path.realpath(full), root):
+            continue
         try:
             info = os.stat(full)
             is_dir = stat.S_ISDIR(info.st_mode)
@@ -605,9 +616,10 @@ class DirectoryLister(resource.Resource):
     isLeaf = True
 
     def __init__(self, pathname: str, contentTypes: Any = None, contentEncodings: Any = None,
-                 defaultType: str = "text/html", pageSize: int = 1000) -> None:
+                 defaultType: str = "text/html", pageSize: int = 1000, root: Optional[str] = None) -> None:
         super().__init__()
         self.path = pathname
+        self.root = root  # links leading outside it are left out of the listing (None: all shown)
         self.contentTypes = contentTypes or {}
         self.contentEncodings = contentEncodings or _ENCODINGS
         self.defaultType = defaultType
@@ -622,7 +634,8 @@ class DirectoryLister(resource.Resource):
         loop = asyncio.get_event_loop()
         try:
             body = await loop.run_in_executor(None, _listing_page, self.path, request.path, page, self.pageSize,
-                                              self.contentTypes, self.contentEncodings, self.defaultType)
+                                              self.contentTypes, self.contentEncodings, self.defaultType,
+                                              self.root)
         except _ListingError as exc:
             return resource.ForbiddenResource(f"The directory cannot be listed: {exc}").render(request)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
