@@ -188,3 +188,56 @@ def test_a_pool_in_a_jail_as_nobody_on_uvloop_reloads(tmp_path, daemons, hidden_
     assert "Server Shut Down." in text and "Saved." in text, text
     assert not re.search(r"Traceback|Error", text), text
     assert not (jail / "twistd.pid").exists() and not (jail / "echo.sock").exists()
+
+
+def _http_get(port: int, path: str) -> bytes:
+    with connect(port) as sock:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+@pytest.mark.parametrize("plugin", ["web", "portforward"])
+def test_each_plugin_serves_in_a_jail(tmp_path, hidden_install, plugin):
+    """A plugin's modules (twistdlite.web's request handling, the proxy) are imported before the chroot."""
+    import subprocess
+
+    jail = make_jail(tmp_path / "jail")
+    (jail / "hello.txt").write_text("hello from the jail\n")
+    env = launch_env()
+    env["PYTHONPATH"] = str(hidden_install)
+    jailed = ["--chroot", str(jail), "--pidfile", "", "-n", "-o", "-l", "twistd.log"]
+    web = ["web", "--listen", "tcp:0:interface=127.0.0.1", "--path", "/"]
+    procs = [subprocess.Popen([sys.executable, "-m", "twistdlite", *jailed, *web], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
+    try:
+        port = int(wait_for_file_text(jail / "twistd.log", r"Site starting on (\d+)").group(1))
+        if plugin == "portforward":
+            outside = jail / "twistd.log"
+            forward = jail / "forward"
+            forward.mkdir()
+            make_jail(forward / "jail")
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "twistdlite", "--chroot", str(forward / "jail"), "--pidfile", "", "-n", "-o",
+                 "-l", "twistd.log", "portforward", "--listen", "tcp:0:interface=127.0.0.1", "-h", "127.0.0.1",
+                 "-d", str(port)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT))
+            log = forward / "jail" / "twistd.log"
+            port = int(wait_for_file_text(log, r"ProxyFactory starting on (\d+)").group(1))
+        else:
+            outside = log = jail / "twistd.log"
+        assert _http_get(port, "/hello.txt").endswith(b"\r\n\r\nhello from the jail\n")
+        assert _http_get(port, "/missing").startswith(b"HTTP/1.1 404 ")
+        assert b"Directory listing for /dev/" in _http_get(port, "/dev/")
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGTERM)
+            output = proc.communicate(timeout=30)[0].decode()
+            assert proc.returncode == 0, output
+    for path in {outside, log}:
+        text = path.read_text()
+        assert "Server Shut Down." in text and not re.search(r"Traceback|Error|cannot", text), text
