@@ -134,7 +134,9 @@ def test_a_form_post_fills_args_and_the_request_api_reads_headers():
         assert request.getClientAddress().host == "192.0.2.7" and request.getClientIP() == "192.0.2.7"
         assert request.isSecure() is False
         assert request.getRequestHostname() == b"example.org"
+        assert request.received_cookies == {b"k": b"v", b"o": b"p"}  # read before any getCookie, as in Twisted
         assert request.getCookie(b"o") == b"p"
+        assert request.getUser() == b"" and request.getPassword() == b""
         assert request.prePathURL() == b"http://example.org:8080/"
 
     run(main())
@@ -336,3 +338,22 @@ def test_the_access_log_is_the_combined_log_format_with_quotes_and_backslashes_e
     assert re.fullmatch(r'"192\.0\.2\.7" - - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
                         r'"GET /echo\?q=%22x HTTP/1\.1" 200 \d+ '
                         r'"http://r/\\"quoted\\"" "back\\\\slash"', line), line
+
+
+def test_basic_authorization_gives_get_user_and_get_password():
+    import base64
+
+    root, echo = tree()
+
+    async def main():
+        site = server.Site(root)
+        for header, expected in ((b"Basic " + base64.b64encode(b"ann:se:cret"), (b"ann", b"se:cret")),
+                                 (b"basic " + base64.b64encode(b"bob:"), (b"bob", b"")),
+                                 (b"Basic !!notbase64", (b"", b"")),
+                                 (b"Basic " + base64.b64encode(b"nocolon"), (b"", b"")),
+                                 (b"Bearer abc", (b"", b""))):
+            one(await exchange(site, get(b"/echo", b"Authorization: " + header)))
+            request = echo.seen[-1]
+            assert (request.getUser(), request.getPassword()) == expected, header
+
+    run(main())

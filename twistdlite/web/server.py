@@ -162,6 +162,7 @@ class Request:
     _chunked = False
     _no_body = False
     _waiters: Any = None
+    _cookies: Optional[dict] = None
 
     def __init__(self, channel: Any, queued: Any = None) -> None:
         self.channel = channel
@@ -171,7 +172,6 @@ class Request:
         self.args: dict = {}
         self.prepath: list = []
         self.postpath: list = []
-        self.received_cookies: dict = {}
 
     # -- set up by the channel --------------------------------------------------------------------
     def _receive(self, method: bytes, uri: bytes, version: bytes, headers: Headers, keep_alive: bool) -> None:
@@ -355,15 +355,53 @@ class Request:
         path = b"/".join(quote_from_bytes(s, safe="").encode("ascii") for s in self.prepath)
         return scheme + b"://" + host + b"/" + path
 
-    def getCookie(self, key: bytes) -> Optional[bytes]:
-        """The value of cookie ``key`` sent with the request, or None."""
-        if not self.received_cookies and self.requestHeaders is not None:
+    @property
+    def received_cookies(self) -> dict:
+        """The cookies sent with the request (name -> value, bytes), read from its Cookie headers."""
+        cookies = self._cookies
+        if cookies is None:
+            cookies = {}
+            if self.requestHeaders is None:
+                return cookies
             for header in self.requestHeaders.getRawHeaders(b"cookie", []):
                 for part in header.split(b";"):
                     name, eq, value = part.strip().partition(b"=")
                     if eq:
-                        self.received_cookies[name] = value
+                        cookies[name] = value
+            self._cookies = cookies
+        return cookies
+
+    @received_cookies.setter
+    def received_cookies(self, cookies: dict) -> None:
+        self._cookies = cookies
+
+    def getCookie(self, key: bytes) -> Optional[bytes]:
+        """The value of cookie ``key`` sent with the request, or None."""
         return self.received_cookies.get(key)
+
+    def _basic_credentials(self) -> tuple:
+        header = self.getHeader(b"authorization") if self.requestHeaders is not None else None
+        if header:
+            scheme, _, data = header.strip().partition(b" ")
+            if scheme.lower() == b"basic":
+                import base64
+                import binascii
+
+                try:
+                    user, colon, password = base64.b64decode(data.strip(), validate=True).partition(b":")
+                except (binascii.Error, ValueError):
+                    return b"", b""
+                if colon:
+                    return user, password
+        return b"", b""
+
+    def getUser(self) -> bytes:
+        """The user name of the request's HTTP Basic ``Authorization`` (b"" without one)."""
+        return self._basic_credentials()[0]
+
+    def getPassword(self) -> bytes:
+        """The password of the request's HTTP Basic ``Authorization`` (b"" without one)."""
+        return self._basic_credentials()[1]
 
     # -- answering --------------------------------------------------------------------------------
     def setResponseCode(self, code: int, message: Optional[bytes] = None) -> None:
