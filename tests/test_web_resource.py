@@ -357,3 +357,20 @@ def test_basic_authorization_gives_get_user_and_get_password():
             assert (request.getUser(), request.getPassword()) == expected, header
 
     run(main())
+
+
+def test_writing_a_str_is_a_500_page_not_a_closed_connection(caplog):
+    class WritesText(resource.Resource):
+        isLeaf = True
+
+        def render_GET(self, request):
+            request.write("text, not bytes")
+            return b""
+
+    async def main():
+        response = one(await exchange(server.Site(WritesText()), get(b"/")))
+        assert response.status == 500 and b"text, not bytes" not in response.body
+
+    with caplog.at_level(logging.ERROR, logger="twistdlite.web"):
+        run(main())
+    assert any(r.exc_info and r.exc_info[0] is TypeError for r in caplog.records)

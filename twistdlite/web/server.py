@@ -494,6 +494,9 @@ class Request:
         """Send ``data`` as (more of) the body; the status line and headers go first."""
         if self.finished:
             raise RuntimeError("Request.write called on a request after Request.finish was called.")
+        if data.__class__ is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+            # (checked before the head goes out, so a render that writes a str still gets its 500 page)
+            raise TypeError(f"Request.write takes bytes, not {type(data).__name__}")
         if self._disconnected:
             return
         transport = self.channel.transport
