@@ -200,3 +200,22 @@ def test_the_web_plugins_wsgi_application_pickles(tmp_path, monkeypatch):
         wsgi.WSGIResource(reactor, pool_service.pool, 3)
     with pytest.raises(TypeError, match="callInThread"):
         wsgi.WSGIResource(reactor, object(), lambda e, s: [])
+
+
+def test_a_request_over_tls_has_the_https_url_scheme(pool, monkeypatch):
+    import websupport
+
+    monkeypatch.setattr(websupport.WebTransport, "get_extra_info",
+                        lambda self, name, default=None: object() if name == "sslcontext" else default)
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(environ)
+        start_response("200 OK", [])
+        return [b"secure"]
+
+    async def main():
+        assert one(await answer(site_for(app, pool), get(b"/"))).body == b"secure"
+
+    run(main())
+    assert seen["wsgi.url_scheme"] == "https"
