@@ -115,6 +115,11 @@ def test_ranges_conditional_requests_and_head(www):
         old = b"If-Modified-Since: Thu, 01 Jan 1998 00:00:00 GMT"
         assert (await fetch(site, b"/digits.txt", old)).status == 200
         assert (await fetch(site, b"/digits.txt", b"If-Modified-Since: garbage")).status == 200
+        for tags in (b"*", b'"a", ' + etag.encode(), b"W/" + etag.encode()):  # any, one of a list, weak
+            assert (await fetch(site, b"/digits.txt", b"If-None-Match: " + tags)).status == 304, tags
+        # If-None-Match, when sent, decides alone (RFC 9110 13.1.3): a matching date does not make it 304
+        both = (b'If-None-Match: "nope"', b"If-Modified-Since: " + modified.encode())
+        assert (await fetch(site, b"/digits.txt", *both)).status == 200
         head = await fetch(site, b"/digits.txt", method=b"HEAD")
         assert head.status == 200 and head.headers["content-length"] == "10" and head.headers["etag"] == etag
 
