@@ -248,7 +248,7 @@ def test_a_worker_failing_to_start_fails_the_whole_start(tmp_path):
     assert result.returncode == 1
     assert re.fullmatch(r"twistdlite: error: worker [12] \(PID \d+\): start failed: RuntimeError: "
                         r"this worker cannot start\n", result.stderr), result.stderr
-    assert not (tmp_path / "f.pid").exists()
+    assert not (tmp_path / "f.pid").exists() and not (tmp_path / "f.pid.workers").exists()
     assert "this worker cannot start" in (tmp_path / "f.log").read_text()
 
 
