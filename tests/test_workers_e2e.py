@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from daemon_helpers import Daemons, open_fds
-from support import (ROOT, TWISTDLITE, LineReader, env, is_gone, kill_hard, listening_port, read_pid, run,
+from support import (ROOT, TWISTDLITE, LineReader, children, env, is_gone, kill_hard, listening_port, read_pid, run,
                      spawn, wait_for_file_text, wait_gone, wait_until)
 
 APP = ROOT / "tests" / "tacs" / "workers_app.tac"
@@ -245,6 +245,7 @@ def test_daemon_pool_readiness_status_log_rotation_reload_and_stop(tmp_path):
 
 
 def test_a_worker_failing_to_start_fails_the_whole_start(tmp_path):
+    before = children()
     result = run(["-y", str(APP), "--workers", "2", "--pidfile", "f.pid", "-l", "f.log"], cwd=tmp_path,
                  WORKERS_MODE="failstart")
     assert result.returncode == 1
@@ -252,6 +253,9 @@ def test_a_worker_failing_to_start_fails_the_whole_start(tmp_path):
                         r"this worker cannot start\n", result.stderr), result.stderr
     assert not (tmp_path / "f.pid").exists() and not (tmp_path / "f.pid.workers").exists()
     assert "this worker cannot start" in (tmp_path / "f.log").read_text()
+    # The daemon and its workers exit by themselves (the launching command returns at the report).
+    wait_until(lambda: not children() - before, timeout=10, what="the failed daemon and its workers gone")
+    assert not re.search(r"killed by SIGTERM|Bad file descriptor", (tmp_path / "f.log").read_text())
 
 
 def test_supervisor_killed_takes_its_workers_and_the_next_start_proceeds(tmp_path):

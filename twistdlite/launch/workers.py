@@ -415,8 +415,16 @@ def run_worker(options: Options, application: Any, channel: Channel) -> int:
             loop.run_until_complete(asyncio.sleep(0))
         finally:
             asyncio.set_event_loop(None)
-            loop.close()
-            signals.catch_early()  # the loop's handlers are gone: a late SIGTERM must not kill the exit
+            # The supervisor's SIGTERM may come now (after a failed start, at once): held back while the loop
+            # closes (it closes its signal pipe before removing its handlers: a signal between wrote to a
+            # closed descriptor, "Exception ignored ... Bad file descriptor" on stderr; and after, SIG_DFL
+            # killed the worker), then taken by catch_early's handlers.
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, (*signals.STOP_SIGNALS, *signals.LOG_SIGNALS))
+            try:
+                loop.close()
+                signals.catch_early()  # the loop's handlers are gone: a late SIGTERM must not kill the exit
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 # -- the supervisor's side ------------------------------------------------------------------------
