@@ -190,8 +190,10 @@ def test_daemon_pool_readiness_status_log_rotation_reload_and_stop(tmp_path):
             ask(port, b"say")
         assert re.search(r"\[worker [12],Echo,\d+,127\.0\.0\.1\] hello from \d+", log.read_text())
 
-        # SIGHUP under a bounded load of new connections: a new generation, no connection fails.
+        # SIGHUP under a bounded load of new connections: a new generation, no connection fails. The log was
+        # moved away first (as logrotate does): SIGHUP reopens it, so every line below is in a new app.log.
         tac.write_text(tac.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
+        log.rename(tmp_path / "app.log.moved")
         loads = [Load(port, limit=20.0) for _ in range(3)]  # three clients: connections arrive while retiring
         wait_until(lambda: all(len(load.answers) > 10 for load in loads), what="load before the reload")
         os.kill(supervisor, signal.SIGHUP)
