@@ -374,3 +374,23 @@ def test_writing_a_str_is_a_500_page_not_a_closed_connection(caplog):
     with caplog.at_level(logging.ERROR, logger="twistdlite.web"):
         run(main())
     assert any(r.exc_info and r.exc_info[0] is TypeError for r in caplog.records)
+
+
+def test_a_multipart_form_post_fills_args_and_a_malformed_one_is_400():
+    root, echo = tree()
+    body = (b'--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\none\r\n'
+            b'--XX\r\nContent-Disposition: form-data; name="f"; filename="x.bin"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n\x00\xff\r\nbin\r\n"
+            b'--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\ntwo\r\n--XX--\r\n')
+
+    async def main():
+        site = server.Site(root)
+        posted = one(await exchange(site, get(b"/echo?q=1", b"Content-Type: multipart/form-data; boundary=XX",
+                                              method=b"POST", body=body)))
+        assert posted.status == 200 and posted.body == b"body=" + body  # content is still readable whole
+        assert echo.seen[-1].args == {b"q": [b"1"], b"a": [b"one", b"two"], b"f": [b"\x00\xff\r\nbin"]}
+        bad = one(await exchange(site, get(b"/echo", b"Content-Type: multipart/form-data; boundary=XX",
+                                           method=b"POST", body=b"not a multipart body")))
+        assert bad.status == 400
+
+    run(main())

@@ -140,6 +140,7 @@ register("twistdlite.web", "twistdlite.web.http", "twistdlite.web.http_headers",
          "twistdlite.web.wsgi", "twistdlite.web._h11parser", "twistdlite.threadpool", "twistdlite.defer",
          "httptools", "h11", "email.utils", "email._parseaddr", "calendar", "datetime",
          "html", "urllib.parse", "tempfile", "concurrent.futures", "mimetypes", "twistdlite.error",
+         "email.parser", "email.feedparser", "email.policy", "email.message", "base64", "binascii", "quopri",
          when=_web, optional=True, why="twistdlite.web's request handling, listings, WSGI thread pool")
 # -- --workers: the supervisor and its workers (forked after the drop), --health's responder.
 register("twistdlite.launch.workers", "twistdlite.launch.health", "twistdlite.launch.runner", "ctypes",

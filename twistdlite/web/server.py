@@ -91,6 +91,28 @@ def _field(headers: Any, lower: bytes) -> str:
     return _escape(entry[1][0]) if entry is not None else "-"
 
 
+def _multipart_fields(ctype: bytes, body: bytes) -> Optional[dict]:
+    """A multipart/form-data body's fields (name -> [value bytes]; a file's content as its value), None if malformed."""
+    import email.parser
+    import email.policy
+
+    try:
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + ctype + b"\r\n\r\n" + body)
+        if not message.is_multipart() or message.defects:
+            return None
+        fields: dict = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name is None:
+                continue
+            value = part.get_payload(decode=True)
+            fields.setdefault(str(name).encode("utf-8"), []).append(value if value is not None else b"")
+        return fields
+    except (ValueError, TypeError, LookupError):
+        return None
+
+
 def combinedLogFormatter(timestamp: str, request: Any) -> str:
     """``request`` as a line of the Combined Log Format (as Twisted's ``combinedLogFormatter``)."""
     headers = request.requestHeaders
@@ -200,8 +222,9 @@ class Request:
         try:
             if b"\0" in self.path or (b"%" in self.path and any(b"\0" in s for s in self.postpath)):
                 body = _resource.ErrorPage(400, "Bad Request", "The path holds a NUL character.").render(self)
+            elif not self._form_args():
+                body = _resource.ErrorPage(400, "Bad Request", "The multipart form cannot be read.").render(self)
             else:
-                self._form_args()
                 body = site.getResourceFor(self).render(self)
         except _resource.UnsupportedMethod as exc:
             self._unsupported(exc)
@@ -211,16 +234,27 @@ class Request:
             return
         self._rendered(body)
 
-    def _form_args(self) -> None:
+    def _form_args(self) -> bool:
+        """Add a POSTed form's fields to ``args``; False for a multipart form that cannot be read."""
         if self.method != b"POST" or self.requestHeaders is None:
-            return
+            return True
         ctype = self.requestHeaders._first(b"content-type")
-        if ctype is None or not ctype.lower().startswith(b"application/x-www-form-urlencoded"):
-            return
-        body = self.content.read()
-        self.content.seek(0)
-        # A key in both the query and the form takes the form's values, as Twisted's args.update does.
-        self.args.update(parse_qs(body, keep_blank_values=True))
+        if ctype is None:
+            return True
+        kind = ctype.lower()
+        if kind.startswith(b"application/x-www-form-urlencoded"):
+            body = self.content.read()
+            self.content.seek(0)
+            # A key in both the query and the form takes the form's values, as Twisted's args.update does.
+            self.args.update(parse_qs(body, keep_blank_values=True))
+        elif kind.startswith(b"multipart/form-data"):
+            body = self.content.read()
+            self.content.seek(0)
+            fields = _multipart_fields(ctype, body)
+            if fields is None:
+                return False
+            self.args.update(fields)
+        return True
 
     def _unsupported(self, exc: Any) -> None:
         allowed = exc.allowedMethods
