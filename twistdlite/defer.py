@@ -795,6 +795,28 @@ class _Status:
             awaited.cancel()
 
 
+def _wait_on(driver: Any, d: "Deferred", status: "_Status") -> tuple:
+    """Have ``driver`` go on with ``d``'s result: ``(False, result)`` when ``d`` fired at once,
+    ``(True, None)`` when the driver is suspended until ``d`` fires (then ``driver.step`` resumes it)."""
+    waiting = [True, None]
+
+    def resume(r: Any) -> None:
+        if waiting[0]:
+            waiting[0] = False
+            waiting[1] = r
+            return None
+        status.waitingOn = None
+        driver.step(r, status)
+        return None
+
+    d.addBoth(resume)
+    if waiting[0]:
+        waiting[0] = False
+        status.waitingOn = d
+        return True, None
+    return False, waiting[1]
+
+
 class _CoroutineDriver:
     """Steps a coroutine with no loop running: resumed by each Deferred it awaits as that fires."""
 
@@ -826,23 +848,9 @@ class _CoroutineDriver:
                 _settle(status.deferred, outcome)
                 return
             if isinstance(yielded, Deferred):
-                waiting = [True, None]
-
-                def resume(r: Any, waiting: list = waiting) -> None:
-                    if waiting[0]:
-                        waiting[0] = False
-                        waiting[1] = r
-                        return None
-                    status.waitingOn = None
-                    self.step(r, status)
-                    return None
-
-                yielded.addBoth(resume)
-                if waiting[0]:
-                    waiting[0] = False
-                    status.waitingOn = yielded
+                suspended, result = _wait_on(self, yielded, status)
+                if suspended:
                     return
-                result = waiting[1]
             elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
                 # An asyncio Future (the loop started since): resume when it is done.
                 yielded._asyncio_future_blocking = False
@@ -962,23 +970,9 @@ class _GeneratorDriver:
                     if yielded._debugInfo is not None:
                         yielded._debugInfo.failResult = None
                     continue
-            waiting = [True, None]
-
-            def resume(r: Any, waiting: list = waiting) -> None:
-                if waiting[0]:
-                    waiting[0] = False
-                    waiting[1] = r
-                    return None
-                status.waitingOn = None
-                self.step(r, status)
-                return None
-
-            yielded.addBoth(resume)
-            if waiting[0]:
-                waiting[0] = False
-                status.waitingOn = yielded
+            suspended, result = _wait_on(self, yielded, status)
+            if suspended:
                 return
-            result = waiting[1]
 
 
 def _warn_non_local_return(exc: BaseException, gen: Generator[Any, Any, Any]) -> None:
