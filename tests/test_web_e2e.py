@@ -66,8 +66,9 @@ class NotAResource:
 class Server:
     """A ``twistdlite -n web ...`` process and its port; killed at the end if still running."""
 
-    def __init__(self, cwd, *args: str) -> None:
-        self.proc = spawn(["-n", "--pidfile", "", "-o", "web", "--listen", LOOPBACK, *args], cwd=cwd)
+    def __init__(self, cwd, *args: str, launcher: tuple = (), **env: str) -> None:
+        self.proc = spawn(["-n", "--pidfile", "", "-o", *launcher, "web", "--listen", LOOPBACK, *args], cwd=cwd,
+                          **env)
         self.out = LineReader(self.proc)
         self.port = int(self.out.wait_for(r"Site starting on (\d+)").group(1))
 
@@ -314,7 +315,7 @@ def test_wsgi_or_class_naming_nothing_usable_fails_at_start_in_one_line(site, ar
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_options_that_conflict_or_a_missing_parser_are_one_line(site, tmp_path):
+def test_options_that_conflict_or_a_missing_parser_are_one_line(site, tmp_path, servers):
     both = run(["-n", "web", "--path", str(site), "--wsgi", "app.application"], cwd=site.parent)
     assert both.returncode == 2
     assert both.stderr == "twistdlite: error: web: --path and --wsgi cannot be used together: each names what " \
@@ -330,53 +331,30 @@ def test_options_that_conflict_or_a_missing_parser_are_one_line(site, tmp_path):
                              "pip install 'twistdlite[web]'\n"
     # With h11 alone (no httptools wheel for the platform) it serves.
     (blocker / "h11.py").unlink()
-    alone = spawn(["-n", "--pidfile", "", "-o", "web", "--listen", LOOPBACK, "--path", str(site)], cwd=site.parent,
-                  PYTHONPATH=f"{blocker}")
-    out = LineReader(alone)
-    try:
-        port = int(out.wait_for(r"Site starting on (\d+)").group(1))
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            assert read_all(sock).endswith(b"hello, world\n")
-        alone.send_signal(signal.SIGTERM)
-        assert wait_exit(alone) == 0
-    finally:
-        if alone.poll() is None:
-            alone.kill()
-            alone.wait(10)
+    alone = servers(site.parent, "--path", str(site), PYTHONPATH=f"{blocker}")
+    assert alone.get().endswith(b"hello, world\n")
+    alone.stop()
 
 
 @pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
-def test_a_file_truncated_while_sent_is_cut_short_logged_once_and_serving_goes_on(site, tmp_path, reactor):
+def test_a_file_truncated_while_sent_is_cut_short_logged_once_and_serving_goes_on(site, tmp_path, reactor, servers):
     big = site / "shrinking.bin"
     big.write_bytes(b"s" * (16 << 20))
-    proc = spawn(["-n", "--pidfile", "", "-o", "-r", reactor, "web", "--listen", LOOPBACK, "--path", str(site)],
-                 cwd=tmp_path)
-    out = LineReader(proc)
-    try:
-        port = int(out.wait_for(r"Site starting on (\d+)").group(1))
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        sock.connect(("127.0.0.1", port))
-        sock.settimeout(20)
-        sock.sendall(b"GET /shrinking.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-        received = sock.recv(65536)
-        os.truncate(big, 1 << 20)  # while most of it is still to be sent
-        received += read_all(sock)  # the server closes the connection, short of the length announced
-        sock.close()
-        head, _, body = received.partition(b"\r\n\r\n")
-        assert b"Content-Length: 16777216" in head and len(body) < 16 << 20
-        out.wait_for(r"Short send: .*shrinking\.bin")
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as again:
-            again.sendall(b"GET /hello.txt HTTP/1.1\r\nConnection: close\r\n\r\n")
-            assert read_all(again).endswith(b"hello, world\n")
-        proc.send_signal(signal.SIGTERM)
-        assert wait_exit(proc) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    text = out.rest()
+    server = servers(tmp_path, "--path", str(site), launcher=("-r", reactor))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.connect(("127.0.0.1", server.port))
+    sock.settimeout(20)
+    sock.sendall(b"GET /shrinking.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    received = sock.recv(65536)
+    os.truncate(big, 1 << 20)  # while most of it is still to be sent
+    received += read_all(sock)  # the server closes the connection, short of the length announced
+    sock.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"Content-Length: 16777216" in head and len(body) < 16 << 20
+    server.out.wait_for(r"Short send: .*shrinking\.bin")
+    assert server.get().endswith(b"hello, world\n")
+    text = server.stop()
     assert text.count("Short send:") == 1 and "Traceback" not in text and "Exception in callback" not in text
     assert re.search(r'"GET /shrinking\.bin HTTP/1\.1" 200 \d+ ', text)
 
