@@ -148,10 +148,11 @@ def is_gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def children() -> set:
-    """Live processes whose parent is this process (daemons too: the test session and the benchmark
-    suite are child subreapers, so detached daemons are adopted)."""
-    me = os.getpid()
+def children(parent: Optional[int] = None, zombies: bool = False) -> set:
+    """Live processes whose parent is ``parent`` (default: this process; daemons too: the test session
+    and the benchmark suite are child subreapers, so detached daemons are adopted); with ``zombies``,
+    exited ones not yet reaped as well."""
+    me = os.getpid() if parent is None else parent
     found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -161,7 +162,7 @@ def children() -> set:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == me and fields[0] not in ("Z", "X"):
+        if int(fields[1]) == me and (zombies or fields[0] not in ("Z", "X")):
             found.add(int(entry))
     return found
 

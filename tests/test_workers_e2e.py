@@ -41,17 +41,7 @@ def ask(port: int, command: bytes = b"pid", timeout: float = 5.0) -> str:
 
 def workers_of(pid: int) -> set:
     """The live child processes of ``pid``."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-                found.add(int(entry))
-    return found
+    return children(pid)
 
 
 class Load:
@@ -395,7 +385,7 @@ def test_as_pid_1_reaps_orphans_and_forwards_sigterm(tmp_path):
         supervisor = wait_until(lambda: next(iter(workers_of(proc.pid)), None), what="the supervisor")
         # The worker's shell left a background sleep, adopted by PID 1: once it exits, it is reaped.
         wait_until(lambda: not any(open(f"/proc/{pid}/comm").read().strip() == "sleep"
-                                   for pid in _children_any_state(supervisor)), what="the orphan reaped")
+                                   for pid in children(supervisor, zombies=True)), what="the orphan reaped")
         os.kill(supervisor, signal.SIGTERM)
         assert proc.wait(20) == 0, out.rest()
         assert re.search(r"Worker 1 \(PID \d+\) stopped\.", out.rest())
@@ -403,20 +393,6 @@ def test_as_pid_1_reaps_orphans_and_forwards_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-
-
-def _children_any_state(pid: int) -> set:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry))
-    return found
 
 
 def test_systemd_hears_ready_when_every_worker_is_and_reloading_at_sighup(tmp_path):
