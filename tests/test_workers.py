@@ -176,3 +176,34 @@ def test_bad_supervision_settings_are_usage_errors(capsys, args, fragment):
     assert cli.run_cli(["-noy", "x.tac", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"twistdlite: error: {fragment}") and err.count("\n") == 1, err
+
+
+def test_a_connection_accepted_before_it_is_a_transport_is_closed_in_a_forked_child(monkeypatch):
+    """A probe connection accepted in the turn a worker is forked is not kept open by the worker."""
+    import asyncio
+    import stat
+    import weakref
+
+    from twistdlite import _ports
+
+    monkeypatch.setattr(_ports, "_tracking", False)
+    monkeypatch.setattr(_ports, "_serving", weakref.WeakSet())
+    monkeypatch.setattr(_ports, "_accepted", weakref.WeakSet())
+    _ports.track_accepts()  # as the supervisor does before it serves its health probe
+    loop = asyncio.new_event_loop()
+    port = TCPPort(0, protocol.ServerFactory.forProtocol(protocol.Protocol), interface="127.0.0.1")
+    try:
+        loop.run_until_complete(port.start())
+        client = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=5)
+        port.socket.settimeout(5)
+        conn, _ = port.socket.accept()  # what the loop calls when the socket is readable; no transport yet
+        assert not list(port.connections)
+        _ports.close_inherited()  # in the child: every copy of the parent's sockets now points at /dev/null
+        assert stat.S_ISCHR(os.fstat(conn.fileno()).st_mode)
+        assert client.recv(1) == b""  # no copy of the connection is left open: the client sees the end
+        client.close()
+        conn.close()
+    finally:
+        if port.server is not None:
+            port.server.close()
+        loop.close()

@@ -110,6 +110,37 @@ class AcceptErrorReporter:
 _share: Optional["SocketShare"] = None
 #: The ports serving in this process (a worker stops accepting on them before it retires).
 _serving: "weakref.WeakSet[StreamPort]" = weakref.WeakSet()
+#: True once :func:`track_accepts` ran: ports started from then on record each connection as they accept it.
+_tracking = False
+#: The connections accepted by tracked ports, from the ``accept()`` itself (see :func:`track_accepts`).
+_accepted: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+
+
+class _TrackingListener(socket.socket):
+    """A listening socket whose ``accept()`` records the new connection in :data:`_accepted` at once."""
+
+    __slots__ = ()
+
+    def accept(self) -> tuple:
+        """Accept a connection, as :meth:`socket.socket.accept`, and remember it."""
+        conn, address = super().accept()
+        _accepted.add(conn)
+        return conn, address
+
+
+def track_accepts() -> None:
+    """This process will fork children while it serves: let :func:`close_inherited` find every connection.
+
+    The stdlib loop accepts a connection in one turn and makes it a transport
+    (and so a connection of its port) in a later one; a child forked in
+    between would keep the accepted socket open, unknown to anyone, and the
+    client would wait for an end of stream that never comes (a pool's health
+    probe did, one poll in some twenty-five, when a worker was replaced while
+    it was being asked). Ports started after this call record each
+    connection as ``accept()`` returns it; only a forking supervisor pays for it.
+    """
+    global _tracking
+    _tracking = True
 
 
 class ShareLoad:
@@ -143,10 +174,19 @@ def close_inherited() -> None:
     """
     ports = list(_serving)
     _serving.clear()
-    if not ports:
+    accepted = list(_accepted)  # those the loop has not made transports yet, too
+    _accepted.clear()
+    if not ports and not accepted:
         return
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
+        for sock in accepted:
+            try:
+                fd = sock.fileno()
+                if fd >= 0:
+                    os.dup2(null, fd)
+            except OSError:
+                pass
         for port in ports:
             socks = [port.socket] + [getattr(getattr(adapter, "transport", None), "get_extra_info",
                                              lambda name: None)("socket") for adapter in port.connections]
@@ -459,6 +499,8 @@ class StreamPort:
             return
         loop = asyncio.get_running_loop()
         batch = _accept_batch if isinstance(loop, asyncio.BaseEventLoop) else None  # uvloop accepts itself
+        if _tracking and type(self.socket) is socket.socket:
+            self.socket.__class__ = _TrackingListener  # the stdlib loop calls its accept()
         server = await loop.create_server(
             protocol_factory_for(self.factory, self.kind, self),
             sock=self.socket,

@@ -583,6 +583,9 @@ class Supervisor:
     async def _start_health(self) -> None:
         if not self.options.health:
             return
+        from twistdlite import _ports
+
+        _ports.track_accepts()  # a probe connection accepted just before a fork must not live on in the worker
         from twistdlite.launch import health
         from twistdlite.service import maybe_await
 
