@@ -156,6 +156,30 @@ def test_path_attacks_over_real_sockets_and_the_server_lives_on(site, servers):
     assert "Traceback" not in text
 
 
+def test_several_ranges_over_a_real_socket_get_multipart_byteranges(site, servers):
+    import email.parser
+    import email.policy
+
+    data = bytes(range(256)) * 4096  # 1 MiB: the middle part is streamed
+    (site / "pattern.bin").write_bytes(data)
+    server = servers(site.parent, "--path", str(site))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /pattern.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-99,200000-899999,-10\r\n\r\n"
+                     b"HEAD /pattern.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1,5-6\r\nConnection: close\r\n\r\n")
+        answer, head = parse_responses(read_all(sock), head_only=(1,))
+    assert answer.status == 206 and int(answer.headers["content-length"]) == len(answer.body)
+    ctype = answer.headers["content-type"]
+    assert ctype.startswith("multipart/byteranges; boundary=")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + answer.body)
+    assert not message.defects
+    assert [(p["content-range"], p.get_payload(decode=True)) for p in message.iter_parts()] == [
+        ("bytes 0-99/1048576", data[:100]), ("bytes 200000-899999/1048576", data[200000:900000]),
+        ("bytes 1048566-1048575/1048576", data[-10:])]
+    assert (head.status, head.headers["content-length"]) == (200, "1048576")
+    server.stop()
+
+
 def test_symlinks_out_are_served_only_when_allowed(site, servers):
     server = servers(site.parent, "--path", str(site), "--allow-symlinks-out")
     assert server.get(b"/out").endswith(b"not for the web")

@@ -10,9 +10,11 @@
   built in a thread so a huge directory stalls no other client, and paged:
   ``listingPageSize`` entries a page, ``?page=N``).
 * **Caching and partial content**: ``Last-Modified`` and ``ETag``, answered
-  with 304 for ``If-None-Match``/``If-Modified-Since``; a single
-  ``Range: bytes=...`` gets 206 (416 when it cannot be met), ``If-Range``
-  honoured; ``HEAD`` sends only the head.
+  with 304 for ``If-None-Match``/``If-Modified-Since``; ``Range: bytes=...``
+  on a GET gets 206 (416 when it cannot be met), several ranges as
+  ``multipart/byteranges`` (overlapping ones merged, at most ``maxRanges``,
+  64: see :mod:`twistdlite.web._byteranges`), ``If-Range`` honoured; ``HEAD``
+  sends only the head, of the whole file (Range is for GET alone).
 * **ignoredExts**: ``File(path, ignoredExts=[".html"])`` answers ``/page``
   with ``page.html``; ``"*"`` allows any extension.
 * **Safety**: no request reaches outside the directory: ``..``, ``.``, a
@@ -74,6 +76,9 @@ def loadMimeTypes(mimetype_locations: Any = None) -> dict:
         _mime_types = types
     return dict(types)
 
+
+#: What File._ranges returns once it has started sending a multipart/byteranges answer.
+_SENT = object()
 
 _ENCODINGS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".br": "br", ".zst": "zstd"}
 
@@ -267,6 +272,8 @@ class File(resource.Resource):
     allowSymlinksOut = False
     #: Entries on one page of a directory listing.
     listingPageSize = 1000
+    #: The most ranges one ``Range`` header may ask for; beyond, it is ignored (200, the whole file).
+    maxRanges = 64
     contentEncodings = _ENCODINGS
     contentTypes: Optional[dict] = None
     _root: Optional[str] = None
@@ -308,7 +315,8 @@ class File(resource.Resource):
     def createSimilarFile(self, path: str) -> "File":
         """A File for ``path`` with this one's settings (and its served directory)."""
         child = type(self)(path, self.defaultType, self.ignoredExts, self.registry)
-        for name in ("indexNames", "allowSymlinksOut", "listingPageSize", "contentTypes", "contentEncodings"):
+        for name in ("indexNames", "allowSymlinksOut", "listingPageSize", "maxRanges", "contentTypes",
+                     "contentEncodings"):
             if name in self.__dict__:
                 setattr(child, name, self.__dict__[name])
         child._root = self.root()
@@ -504,8 +512,16 @@ class File(resource.Resource):
                 return b""
         start, length = 0, size
         wanted = asked[b"range"][1][0] if b"range" in asked else None
-        if wanted is not None and self._range_applies(headers, etag, modified):
-            span = _parse_range(wanted, size)
+        # (Range is for GET alone: a HEAD gets the whole file's head, as RFC 9110 14.2 and Twisted)
+        if wanted is not None and request.method == b"GET" and self._range_applies(headers, etag, modified):
+            if b"," in wanted:
+                span = self._ranges(request, owner, wanted, size, cached)
+                if span is _SENT:
+                    from twistdlite.web.server import NOT_DONE_YET
+
+                    return NOT_DONE_YET
+            else:
+                span = _parse_range(wanted, size)
             if span == "unsatisfiable":
                 owner.close()
                 request.setResponseCode(416)
@@ -535,6 +551,26 @@ class File(resource.Resource):
         from twistdlite.web.server import NOT_DONE_YET
 
         return NOT_DONE_YET
+
+    def _ranges(self, request: Any, owner: "_Descriptor", wanted: bytes, size: int, cached: dict) -> Any:
+        """Several ranges asked: _SENT (multipart/byteranges on its way), else a single span, None or "unsatisfiable"."""
+        from twistdlite.web import _byteranges
+
+        spans = _byteranges.parse_ranges(wanted, size, self.maxRanges)
+        if not isinstance(spans, list):
+            return spans
+        if len(spans) == 1:
+            return spans[0]
+        if b"content-encoding" in cached:
+            return None  # a multipart answer cannot say its parts are compressed: the whole file
+        boundary, parts, closing = _byteranges.multipart(spans, size, cached[b"content-type"][1])
+        request.setResponseCode(206)
+        fields = request.responseHeaders._fields
+        fields[b"content-type"] = [b"Content-Type", [b"multipart/byteranges; boundary=" + boundary]]
+        length = sum(len(head) + part for head, _, part in parts) + len(closing)
+        fields[b"content-length"] = [b"Content-Length", [b"%d" % length]]
+        _byteranges.PartsSender(request, owner.take(), parts, closing, self.path).start()
+        return _SENT
 
     @staticmethod
     def _range_applies(headers: Any, etag: bytes, modified: int) -> bool:
