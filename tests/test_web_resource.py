@@ -142,6 +142,38 @@ def test_a_form_post_fills_args_and_the_request_api_reads_headers():
     run(main())
 
 
+def test_url_path_root_url_and_relative_links_of_a_request():
+    seen = []
+
+    class Page(resource.Resource):
+        isLeaf = True
+
+        def render_GET(self, request):
+            seen.append((request.prePathURL(), str(request.URLPath()), str(request.URLPath().child(b"x y")),
+                         str(request.URLPath().sibling(b"s")), request.childLink(b"c"), request.sibLink(b"s"),
+                         request.getRootURL()))
+            return b"ok"
+
+    class App(resource.Resource):
+        def getChild(self, name, request):
+            request.rememberRootURL()  # the URL above this one
+            return Page()
+
+    async def main():
+        root = resource.Resource()
+        root.putChild(b"app", App())
+        site = server.Site(root)
+        for path in (b"/app/page%201", b"/app/page/more/rest", b"/app/dir/"):
+            assert one(await exchange(site, get(path, b"Host: example.org:8080"))).body == b"ok"
+
+    run(main())
+    assert seen[0] == (b"http://example.org:8080/app/page%201", "http://example.org:8080/app/page%201",
+                       "http://example.org:8080/app/page%201/x%20y", "http://example.org:8080/app/s",
+                       b"page 1/c", b"s", b"http://example.org:8080/app")
+    assert seen[1][4:6] == (b"../c", b"../../s")  # two segments past the page: links climb out of them
+    assert seen[2][1] == "http://example.org:8080/app/dir" and seen[2][4:6] == (b"c", b"../s")
+
+
 def test_not_done_yet_responses_are_finished_later_in_order_with_pipelining():
     async def main():
         root = resource.Resource()

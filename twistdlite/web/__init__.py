@@ -6,7 +6,7 @@
 Modules (each imported only when used; ``import twistdlite.web`` imports nothing):
 
 * :mod:`twistdlite.web.resource` — ``Resource``, ``NoResource``, ``ErrorPage``;
-* :mod:`twistdlite.web.server` — ``Site``, ``Request``, ``NOT_DONE_YET``;
+* :mod:`twistdlite.web.server` — ``Site``, ``Request``, ``Session`` (``request.getSession()``), ``NOT_DONE_YET``;
 * :mod:`twistdlite.web.static` — ``File`` (content types, listings, ranges, caching headers);
 * :mod:`twistdlite.web.wsgi` — ``WSGIResource``;
 * :mod:`twistdlite.web.util` — ``redirectTo``;

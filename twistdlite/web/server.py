@@ -20,6 +20,10 @@ Each finished request is logged in the Combined Log Format: on the
 ``twistdlite.web`` logger, or to the file ``logPath`` when one is given.
 The HTTP/1.1 connection itself (parsing, pipelining, limits, timeouts) is
 :class:`twistdlite.web._channel.HTTPChannel`.
+
+``request.getSession()`` gives the client's :class:`Session` (in memory, found
+by Twisted's ``TWISTED_SESSION`` cookie: see :mod:`twistdlite.web._session`);
+``request.URLPath()`` the :class:`twistdlite.urlpath.URLPath` of the resource.
 """
 
 from __future__ import annotations
@@ -36,10 +40,11 @@ import twistdlite
 from twistdlite.protocol import ServerFactory
 from twistdlite.web import resource as _resource
 from twistdlite.web._channel import HTTPChannel
+from twistdlite.web._session import Session
 from twistdlite.web.http import RESPONSES
 from twistdlite.web.http_headers import Headers
 
-__all__ = ["Site", "Request", "NOT_DONE_YET", "version", "combinedLogFormatter", "date_header"]
+__all__ = ["Site", "Request", "Session", "NOT_DONE_YET", "version", "combinedLogFormatter", "date_header"]
 
 log = logging.getLogger("twistdlite.web")
 
@@ -382,12 +387,79 @@ class Request:
 
     def prePathURL(self) -> bytes:
         """The absolute URL of the resource found so far (scheme, host and ``prepath``)."""
+        return self._prePathURL(self.prepath)
+
+    def _prePathURL(self, prepath: list) -> bytes:
         scheme = b"https" if self.isSecure() else b"http"
         host = self.requestHeaders._first(b"host") or self.getRequestHostname()
         from urllib.parse import quote_from_bytes
 
-        path = b"/".join(quote_from_bytes(s, safe="").encode("ascii") for s in self.prepath)
+        path = b"/".join(quote_from_bytes(s, safe="").encode("ascii") for s in prepath)
         return scheme + b"://" + host + b"/" + path
+
+    def URLPath(self) -> Any:
+        """The :class:`twistdlite.urlpath.URLPath` of :meth:`prePathURL`, to make links from (``.child(b"x")``)."""
+        from twistdlite.urlpath import URLPath
+
+        return URLPath.fromRequest(self)
+
+    def rememberRootURL(self) -> None:
+        """Remember the URL of the resource above the current one (for :meth:`getRootURL`)."""
+        self.appRootURL = self._prePathURL(self.prepath[:-1])
+
+    def getRootURL(self) -> Optional[bytes]:
+        """The URL :meth:`rememberRootURL` remembered (None before)."""
+        return self.__dict__.get("appRootURL")
+
+    def childLink(self, name: bytes) -> bytes:
+        """A relative link to ``name`` under the resource being rendered."""
+        postpath = len(self.postpath)
+        if postpath > 1:
+            return b"../" * (postpath - 1) + name
+        if postpath == 1 or not (self.prepath and self.prepath[-1]):
+            return name
+        return self.prepath[-1] + b"/" + name
+
+    def sibLink(self, name: bytes) -> bytes:
+        """A relative link to ``name`` beside the resource being rendered."""
+        return b"../" * len(self.postpath) + name
+
+    _secureSession: Any = None
+    _insecureSession: Any = None
+
+    @property
+    def session(self) -> Any:
+        """The session :meth:`getSession` found or made for this request (of its security), else None."""
+        return self._secureSession if self.isSecure() else self._insecureSession
+
+    def getSession(self, sessionInterface: Any = None, forceNotSecure: bool = False) -> Any:
+        """The client's session (made, and its cookie set, when the request names none alive), touched.
+
+        Over HTTPS the session is a secure one (its cookie ``Secure``) unless
+        ``forceNotSecure``. With ``sessionInterface``, that component of the
+        session (``session.getComponent(sessionInterface)``).
+        """
+        from twistdlite.web._session import cookie_name
+
+        secure = self.isSecure() and not forceNotSecure
+        attribute = "_secureSession" if secure else "_insecureSession"
+        site = self.site
+        session = getattr(self, attribute)
+        if session is not None and site.sessions.get(session.uid) is not session:
+            session = None  # expired meanwhile
+        if session is None:
+            name = cookie_name(secure, self.sitepath)
+            uid = self.getCookie(name)
+            if uid:
+                session = site.sessions.get(uid)
+            if session is None:
+                session = site.makeSession()
+                self.addCookie(name, session.uid, path=b"/", secure=secure, httpOnly=True)
+            setattr(self, attribute, session)
+        session.touch()
+        if sessionInterface is not None:
+            return session.getComponent(sessionInterface)
+        return session
 
     @property
     def received_cookies(self) -> dict:
@@ -651,6 +723,10 @@ class Site(ServerFactory):
 
     protocol = HTTPChannel
     requestFactory = Request
+    #: What :meth:`makeSession` makes: ``sessionFactory(site, uid)`` (``twistdlite.web.server.Session``).
+    sessionFactory = Session
+    #: Sessions made so far (by :meth:`makeSession`).
+    counter = 0
     displayTracebacks = False
     noisy = True
     #: The HTTP parser: "httptools", "h11", or None for the best installed (httptools).
@@ -668,6 +744,8 @@ class Site(ServerFactory):
         self.resource = resource
         if requestFactory is not None:
             self.requestFactory = requestFactory
+        self.reactor = reactor  # (None: the running reactor; a task.Clock in tests) for the sessions' timers
+        self.sessions: dict = {}
         self.logPath = logPath
         self.timeout = timeout
         self._logFormatter = logFormatter or combinedLogFormatter
@@ -690,7 +768,32 @@ class Site(ServerFactory):
         state = ServerFactory.__getstate__(self)
         state.pop("_logFile", None)
         state.pop("_flushing", None)
+        state["sessions"] = {}  # (sessions live in memory only: a restarted site has none)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("sessions", {})
+        self.__dict__.setdefault("reactor", None)
+
+    def _mkuid(self) -> bytes:
+        """A new session's unique, unguessable id: 64 hexadecimal digits."""
+        import binascii
+        import os
+
+        self.counter += 1
+        return binascii.hexlify(os.urandom(32))
+
+    def makeSession(self) -> Any:
+        """A new session (``sessionFactory(self, uid)``), remembered in ``sessions``, its expiry timer started."""
+        uid = self._mkuid()
+        session = self.sessions[uid] = self.sessionFactory(self, uid)
+        session.startCheckingExpiration()
+        return session
+
+    def getSession(self, uid: bytes) -> Any:
+        """The live session ``uid`` (KeyError when there is none)."""
+        return self.sessions[uid]
 
     def buildProtocol(self, addr: Any) -> HTTPChannel:
         """A channel for one connection."""
