@@ -353,23 +353,39 @@ def test_unknown_user_or_group(tmp_path, args, message):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.fixture
-def full_filesystem(tmp_path):
-    """A 64 KiB tmpfs mounted under tmp_path and filled to the last byte (root only)."""
+@pytest.fixture(params=["tmpfs", "ext4"])
+def full_filesystem(request, tmp_path):
+    """A small filesystem mounted under tmp_path and filled to the last byte (root only).
+
+    tmpfs, and ext4 on a loop device: ext4 allocates blocks late (delayed allocation) but
+    reserves them at write(), so the pidfile's write() itself must see ENOSPC (no fsync needed).
+    """
     mount = tmp_path / "full"
     mount.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+        pytest.skip("mounting a small filesystem needs root")
+    if request.param == "tmpfs":
+        command = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)]
+    else:
+        image = tmp_path / "ext4.img"
+        with open(image, "wb") as handle:
+            handle.truncate(2 * 1024 * 1024)
+        made = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], capture_output=True)
+        if made.returncode != 0:
+            pytest.skip(f"cannot make an ext4 image here: {made.stderr.decode().strip()}")
+        command = ["mount", "-o", "loop", str(image), str(mount)]
+    done = subprocess.run(command, capture_output=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        pytest.skip(f"cannot mount a {request.param} here: {done.stderr.decode().strip()}")
     try:
         fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            while os.write(fd, b"x" * 4096):
-                pass
-        except OSError:
-            pass
+            for size in (4096, 1):  # whole pages, then the last bytes
+                try:
+                    while os.write(fd, b"x" * size):
+                        pass
+                except OSError:
+                    pass
         finally:
             os.close(fd)
         yield mount
