@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
@@ -92,10 +93,16 @@ def app(*children):
     return application
 
 
-def serve(application, options=Options(no_save=True), during=None):
+def new_loop(reactor="asyncio"):
+    if reactor == "uvloop":
+        return pytest.importorskip("uvloop").new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def serve(application, options=Options(no_save=True), during=None, reactor="asyncio"):
     """Run Serving.serve() on a fresh loop; ``during(serving, loop)`` runs once the loop runs."""
     readiness, logs = Readiness(), Logs()
-    loop = asyncio.new_event_loop()
+    loop = new_loop(reactor)
     serving = Serving(options, application, readiness, logs, None, None)
     if during is not None:
         loop.call_soon(during, serving, loop)
@@ -347,6 +354,74 @@ def test_deadline_that_is_not_reached():
     with pytest.raises(signals.StartDeadline):
         with signals.deadline(0):
             pass
+
+
+RUN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+@pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
+def test_a_real_sigterm_stops_the_run_even_when_another_thread_takes_it(reactor, caplog):
+    """The kernel may deliver the signal to any thread not blocking it; the main one, asleep in the loop's
+    poll, must still wake at once (the handlers' wakeup fd), on asyncio's loop and on uvloop's."""
+    caplog.set_level(logging.INFO)
+    done = threading.Event()
+    taker = threading.Thread(target=done.wait, daemon=True)  # SIGTERM unblocked here: the kernel picks it
+    taker.start()
+    sent = []
+
+    def kill():
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGTERM)  # the main thread blocks it: the taker gets it
+
+    def kill_when_ready(serving, loop):
+        def check():
+            if serving.readiness.said:  # sent from another thread while the main one sleeps in the poll
+                threading.Timer(0.05, kill).start()
+            else:
+                loop.call_later(0.01, check)
+        check()
+        loop.call_later(10, serving.request_stop)  # the only other wake-up the loop would get
+
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        code, _, _ = serve(app(Step("a")), during=kill_when_ready, reactor=reactor)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        done.set()
+        taker.join()
+    assert code == 0
+    assert time.monotonic() - sent[0] < 5  # not woken by the 10 s timer
+    assert "Received SIGTERM, shutting down." in caplog.text
+
+
+@pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
+def test_the_run_puts_back_the_signal_handlers_it_found(reactor):
+    def mine(signum, frame):
+        pass
+
+    saved = {signum: signal.signal(signum, mine) for signum in RUN_SIGNALS}
+    try:
+        code, _, _ = serve(app(Step("a")), during=stop_when_ready, reactor=reactor)
+        assert code == 0
+        assert {signum: signal.getsignal(signum) for signum in RUN_SIGNALS} == dict.fromkeys(RUN_SIGNALS, mine)
+        assert signal.set_wakeup_fd(-1) == -1  # no wakeup fd left behind
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def test_a_signal_after_its_loop_closed_is_remembered_as_an_early_one():
+    loop = asyncio.new_event_loop()
+    saved = signal.getsignal(signal.SIGTERM)
+    handlers = signals.LoopSignals(loop)
+    try:
+        handlers.add(signal.SIGTERM, pytest.fail, "not on a closed loop")
+        loop.close()
+        signal.raise_signal(signal.SIGTERM)
+        assert signals.take_early() == [signal.SIGTERM]
+    finally:
+        handlers.restore()
+    assert signal.getsignal(signal.SIGTERM) is saved
 
 
 def test_catch_early_remembers_stop_signals_and_ignores_log_signals():

@@ -194,6 +194,35 @@ def make_loop(reactor: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Tear down a run's loop: cancel the tasks left (a turn to let them end), finish the async generators, close it.
+
+    The run's own signal handlers are gone by now (restored when its serving ended). While the
+    loop closes, SIGTERM, SIGINT, SIGHUP and SIGUSR1 are held back (asyncio closes its signal pipe
+    before it removes the handlers a service may have added with ``loop.add_signal_handler``: a
+    signal in between is written to a closed descriptor, and after it the default action kills
+    the process), then taken by :func:`signals.catch_early`'s handlers: a late SIGTERM never cuts
+    short the clean-up that follows (the pidfile, the log, the exit).
+    """
+    try:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(_last_turn(loop))
+    finally:
+        asyncio.set_event_loop(None)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, (*signals.STOP_SIGNALS, *signals.LOG_SIGNALS))
+        try:
+            loop.close()
+            signals.catch_early()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+async def _last_turn(loop: asyncio.AbstractEventLoop) -> None:
+    await asyncio.sleep(0)  # the cancelled tasks end
+    await loop.shutdown_asyncgens()
+
+
 def run_loop(options: Options, application: Any, readiness: Readiness, logs: Any,
              uid: Optional[int], gid: Optional[int]) -> int:
     """Create the loop, serve until told to stop, and tear the loop down."""
@@ -215,15 +244,7 @@ def run_loop(options: Options, application: Any, readiness: Readiness, logs: Any
         if probe is not None:
             probe.stopListening()
         reactor.uninstall()
-        try:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-            signals.catch_early()  # the loop's handlers are gone: a late SIGTERM must not skip the clean-up
+        close_loop(loop)
 
 
 class Serving:
@@ -262,15 +283,18 @@ class Serving:
             log.warning("Received %s again, stopping at once.", name)
             self.forced.set()
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> signals.LoopSignals:
+        """The run's handlers, on ``loop`` (the caller restores the previous ones at the end of the run)."""
+        handlers = signals.LoopSignals(loop)
         for signum in signals.STOP_SIGNALS:
-            loop.add_signal_handler(signum, self._on_signal, signum)
-        loop.add_signal_handler(signal.SIGUSR1, self._rotate)
-        loop.add_signal_handler(signal.SIGHUP, self._reopen)
+            handlers.add(signum, self._on_signal, signum)
+        handlers.add(signal.SIGUSR1, self._rotate)
+        handlers.add(signal.SIGHUP, self._reopen)
         if not self.options.debug:  # with -b, SIGUSR2 breaks into pdb instead
-            loop.add_signal_handler(signal.SIGUSR2, self._dump_stacks)
+            handlers.add(signal.SIGUSR2, self._dump_stacks)
         for signum in signals.take_early():  # arrived before the loop's handlers
             self._on_signal(signum)
+        return handlers
 
     def _rotate(self) -> None:
         log.info("Received SIGUSR1, rotating the log.")  # the last line of the old file
@@ -296,13 +320,16 @@ class Serving:
         self.forced = asyncio.Event()
         if self.stop_requested:
             self.stopping.set()
-        self._install_signals(loop)
-        watchdog = notify.WatchdogPinger(self.notifier, loop)
-        watchdog.start()  # from the loop itself: a blocked loop stops the pings
+        handlers = self._install_signals(loop)
         try:
-            return await self._serve(loop)
+            watchdog = notify.WatchdogPinger(self.notifier, loop)
+            watchdog.start()  # from the loop itself: a blocked loop stops the pings
+            try:
+                return await self._serve(loop)
+            finally:
+                watchdog.stop()
         finally:
-            watchdog.stop()
+            handlers.restore()  # those from before the run (catch_early's): a late signal waits for the exit
 
     async def _serve(self, loop: asyncio.AbstractEventLoop) -> int:
         from twistdlite.error import CannotListenError, ConnectError

@@ -327,11 +327,12 @@ def _worker_serving_class() -> type:
         def _privileged_start(self, service: Any) -> None:
             """Done once, by the supervisor: the sockets are inherited, the privileges dropped."""
 
-        def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-            super()._install_signals(loop)
+        def _install_signals(self, loop: asyncio.AbstractEventLoop) -> signals.LoopSignals:
+            handlers = super()._install_signals(loop)
             self.buffer = b""
             loop.add_reader(self.channel.sock.fileno(), self._on_channel)
             self._beat()
+            return handlers
 
         def _beat(self) -> None:
             self.channel.send({"beat": 1})
@@ -409,22 +410,8 @@ def run_worker(options: Options, application: Any, channel: Channel) -> int:
     finally:
         readiness.close()
         reactor.uninstall()
-        try:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-        finally:
-            asyncio.set_event_loop(None)
-            # The supervisor's SIGTERM may come now (after a failed start, at once): held back while the loop
-            # closes (it closes its signal pipe before removing its handlers: a signal between wrote to a
-            # closed descriptor, "Exception ignored ... Bad file descriptor" on stderr; and after, SIG_DFL
-            # killed the worker), then taken by catch_early's handlers.
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, (*signals.STOP_SIGNALS, *signals.LOG_SIGNALS))
-            try:
-                loop.close()
-                signals.catch_early()  # the loop's handlers are gone: a late SIGTERM must not kill the exit
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        # The supervisor's SIGTERM may come now (after a failed start, at once): catch_early's handlers take it.
+        runner.close_loop(loop)
 
 
 # -- the supervisor's side ------------------------------------------------------------------------
@@ -500,16 +487,24 @@ class Supervisor:
         self.notifier: Any = getattr(readiness, "notifier", None)
         self.stopping: asyncio.Event
         self.forced: asyncio.Event
+        self.handlers: signals.LoopSignals
 
     # -- start ----------------------------------------------------------------------------------
     async def run(self) -> int:
         """Steps 5-7 for the pool; returns the exit status."""
-        from twistdlite.service import IService, release_privileged
-
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
         self.forced = asyncio.Event()
-        self._install_signals(loop)
+        self.handlers = self._install_signals(loop)
+        try:
+            return await self._run(loop)
+        finally:
+            self.handlers.restore()
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> int:
+        """:meth:`run`, its signal handlers installed."""
+        from twistdlite.service import IService, release_privileged
+
         if self.options.pidfile:
             try:
                 self.status = StatusFile(status_path(self.options.pidfile))
@@ -741,6 +736,7 @@ class Supervisor:
         from twistdlite import _ports
 
         parent_end.close()
+        self.handlers.close_in_child()  # the wakeup fd was unset by _become_worker
         for worker in self.workers.values():
             worker.channel.close()  # no epoll_ctl: the socket's own close only
         for sock in self.share.sockets():
@@ -959,17 +955,20 @@ class Supervisor:
             self.status.remove()
 
     # -- signals ----------------------------------------------------------------------------------------
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> signals.LoopSignals:
+        """The supervisor's handlers, on ``loop`` (:meth:`run` restores the previous ones at its end)."""
+        handlers = signals.LoopSignals(loop)
         for signum in signals.STOP_SIGNALS:
-            loop.add_signal_handler(signum, self._on_stop_signal, signum)
-        loop.add_signal_handler(signal.SIGCHLD, self._reap)
-        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
-        loop.add_signal_handler(signal.SIGUSR1, self._rotate)
-        loop.add_signal_handler(signal.SIGUSR2, self._forward, signal.SIGUSR2)
-        loop.add_signal_handler(signal.SIGTTIN, self._more)
-        loop.add_signal_handler(signal.SIGTTOU, self._fewer)
+            handlers.add(signum, self._on_stop_signal, signum)
+        handlers.add(signal.SIGCHLD, self._reap)  # coalesced signals are one call: _reap reaps them all
+        handlers.add(signal.SIGHUP, self._on_hup)
+        handlers.add(signal.SIGUSR1, self._rotate)
+        handlers.add(signal.SIGUSR2, self._forward, signal.SIGUSR2)
+        handlers.add(signal.SIGTTIN, self._more)
+        handlers.add(signal.SIGTTOU, self._fewer)
         for signum in signals.take_early():
             self._on_stop_signal(signum)
+        return handlers
 
     def _on_stop_signal(self, signum: int) -> None:
         self.signals += 1
@@ -1159,11 +1158,6 @@ def supervise(options: Options, application: Any, readiness: Any, logs: Any,
     try:
         return loop.run_until_complete(supervisor.run())
     finally:
-        try:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-            signals.catch_early()
+        from twistdlite.launch import runner
+
+        runner.close_loop(loop)
