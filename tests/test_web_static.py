@@ -38,6 +38,14 @@ def www(tmp_path):
     return root
 
 
+@pytest.fixture(autouse=True)
+def small_files(monkeypatch):
+    """Each test starts with no small file kept in memory (and leaves none for the next)."""
+    monkeypatch.setattr(static, "_small_files", {})
+    monkeypatch.setattr(static, "_small_bytes", [0])
+    return static
+
+
 def site_for(path, **attrs):
     root = static.File(str(path))
     for name, value in attrs.items():
@@ -88,10 +96,15 @@ def test_directories_redirect_serve_their_index_or_a_paged_listing(www):
     run(main())
 
 
-def test_ranges_conditional_requests_and_head(www):
+@pytest.mark.parametrize("kept", [False, True], ids=["read", "kept"])
+def test_ranges_conditional_requests_and_head(www, kept, monkeypatch):
+    if kept:  # the same answers from the copy kept in memory (a file is kept once it has not changed for a while)
+        monkeypatch.setattr(static, "SETTLED", -3600.0)
+
     async def main():
         site = site_for(www)
         full = await fetch(site, b"/digits.txt")
+        assert (str(www / "digits.txt") in static._small_files) == kept
         etag, modified = full.headers["etag"], full.headers["last-modified"]
         assert full.headers["accept-ranges"] == "bytes" and full.headers["content-length"] == "10"
         part = await fetch(site, b"/digits.txt", b"Range: bytes=2-4")
@@ -143,7 +156,11 @@ def multipart_parts(response):
             for part in message.iter_parts()]
 
 
-def test_several_ranges_get_a_multipart_byteranges_answer(www):
+@pytest.mark.parametrize("kept", [False, True], ids=["read", "kept"])
+def test_several_ranges_get_a_multipart_byteranges_answer(www, kept, monkeypatch):
+    if kept:  # the same answers from the copy kept in memory
+        monkeypatch.setattr(static, "SETTLED", -3600.0)
+
     async def main():
         site = site_for(www)
         several = await fetch(site, b"/digits.txt", b"Range: bytes=0-1,5-6,-2")
@@ -241,6 +258,126 @@ def test_a_file_truncated_while_its_ranges_are_sent_closes_the_connection_and_is
         run(main())
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("Short send:") and "before byte 4194304" in m for m in messages), messages
+
+
+def opens_of(monkeypatch, path):
+    """A list that grows by one each time ``path`` is opened."""
+    opened = []
+    real_open = os.open
+
+    def counting_open(name, *args, **kwargs):
+        if os.fspath(name) == str(path):
+            opened.append(name)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(static.os, "open", counting_open)
+    return opened
+
+
+def changed_ctime(path, before):
+    """Set ``path``'s times back to ``before``'s until its change time differs from ``before``'s."""
+    deadline = time.monotonic() + 5
+    while os.stat(path).st_ctime_ns == before.st_ctime_ns:
+        assert time.monotonic() < deadline, "the file system's clock did not move"
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_small_file_is_kept_in_memory_until_it_changes(www, monkeypatch, tmp_path):
+    monkeypatch.setattr(static, "SETTLED", -3600.0)  # keep files however recently written
+    path = www / "digits.txt"
+    opened = opens_of(monkeypatch, path)
+
+    async def main():
+        site = site_for(www)
+        first = await fetch(site, b"/digits.txt")
+        assert first.body == b"0123456789" and len(opened) == 1
+        for _ in range(3):  # one stat per request, no open: the copy in memory is current
+            again = await fetch(site, b"/digits.txt")
+            assert (again.body, again.headers) == (first.body, {**first.headers, "date": again.headers["date"]})
+        assert len(opened) == 1
+
+        # Rewritten in place, same size, modification time set back: its change time tells.
+        before = os.stat(path)
+        path.write_bytes(b"abcdefghij")
+        changed_ctime(path, before)
+        assert (await fetch(site, b"/digits.txt")).body == b"abcdefghij"
+
+        # Grown, with a new modification time: new length, ETag and Last-Modified.
+        with open(path, "ab") as handle:
+            handle.write(b"klm")
+        os.utime(path, (before.st_atime + 100, before.st_mtime + 100))
+        grown = await fetch(site, b"/digits.txt")
+        assert grown.body == b"abcdefghijklm" and grown.headers["content-length"] == "13"
+        assert grown.headers["etag"] != first.headers["etag"]
+        assert grown.headers["last-modified"] != first.headers["last-modified"]
+        assert (await fetch(site, b"/digits.txt", b"If-None-Match: " + grown.headers["etag"].encode())).status == 304
+
+        # Replaced by another file (rename), same size and modification time: another inode, a new change time.
+        before = os.stat(path)
+        fresh = www / "fresh.tmp"
+        fresh.write_bytes(b"NOPQRSTUVWXYZ")
+        os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.replace(fresh, path)
+        assert (await fetch(site, b"/digits.txt")).body == b"NOPQRSTUVWXYZ"
+
+        # Replaced by a symbolic link out of the served directory: refused, as ever.
+        os.replace(path, tmp_path / "moved.txt")
+        path.symlink_to(www.parent / "secret.txt")
+        assert (await fetch(site, b"/digits.txt")).status == 404
+
+        # Gone: 404, and no longer kept.
+        path.unlink()
+        assert (await fetch(site, b"/digits.txt")).status == 404
+        assert str(path) not in static._small_files
+
+    run(main())
+
+
+def test_a_file_changed_a_moment_ago_is_not_kept(www, monkeypatch):
+    """Within the file system clock's tick a rewrite could leave every time unchanged: such a file is read anew."""
+    path = www / "digits.txt"
+    opened = opens_of(monkeypatch, path)
+
+    async def main():
+        site = site_for(www)
+        assert (await fetch(site, b"/digits.txt")).body == b"0123456789"
+        before = os.stat(path)
+        path.write_bytes(b"abcdefghij")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert (await fetch(site, b"/digits.txt")).body == b"abcdefghij"
+        assert len(opened) == 2 and not static._small_files
+
+    run(main())
+
+
+def test_kept_files_stay_within_the_memory_bound(www, monkeypatch):
+    monkeypatch.setattr(static, "SETTLED", -3600.0)
+    monkeypatch.setattr(static, "SMALL_CACHE_BYTES", 25)
+
+    async def main():
+        site = site_for(www)
+        for name in ("hello.txt", "digits.txt", "page.html", "hello.txt"):
+            await fetch(site, b"/" + name.encode())
+            assert static._small_bytes[0] == sum(len(c.data) for c in static._small_files.values()) <= 25
+
+    run(main())
+
+
+def test_settings_changed_after_serving_apply_to_the_next_request(www):
+    import pickle
+
+    async def main():
+        site = site_for(www)
+        assert (await fetch(site, b"/noext")).headers["content-type"] == "text/html"
+        site.resource.defaultType = "application/octet-stream"
+        assert (await fetch(site, b"/noext")).headers["content-type"] == "application/octet-stream"
+        site.resource.ignoreExt(".html")
+        assert (await fetch(site, b"/page")).body == b"<p>page</p>"
+        copy = pickle.loads(pickle.dumps(site.resource))  # (as a .tap saves it)
+        assert copy.defaultType == "application/octet-stream" and "_kids" not in copy.__dict__
+
+    run(main())
 
 
 def test_ignored_extensions(www):

@@ -141,6 +141,7 @@ class HTTPChannel(Protocol):
     _streaming = True
     _continue_pending = False
     _lingering: Optional[int] = None
+    _pending: Any = None
 
     def connectionMade(self) -> None:
         """Start parsing; the head of the first request must arrive within ``headTimeout``."""
@@ -152,6 +153,7 @@ class HTTPChannel(Protocol):
         self._max_headers = site.maxHeaders
         self._max_body = site.maxBodySize
         self._parser = make_parser(self, site.parser, site.maxHeadSize)
+        self._pending = getattr(self._parser, "pending", None)
         self.transport.registerProducer(self, True)
         self._arm_read("head", site.headTimeout)
 
@@ -236,15 +238,32 @@ class HTTPChannel(Protocol):
         headers = self._headers
         if len(url) + len(method) + self._head_size + 12 > self._max_head:
             raise _Reject(431, "request head too large")
+        if b"\0" in url:
+            raise _Reject(400, "NUL in the request target")
         fields = headers._fields
+        body = b"content-length" in fields or b"transfer-encoding" in fields
+        if body or b"expect" in fields:
+            self._check_body(fields, version)
+        request = self.site.requestFactory(self)
+        request._receive(method, url, version, headers, parser.should_keep_alive())
+        self._incoming = request
+        if body:
+            self._body_size = 0
+            self._arm_read("body", self.site.headTimeout)
+            if self._continue_pending and self._active is None and not self._queue:
+                self._send_continue()
+        else:
+            self._continue_pending = False
+            self._read_kind = self._read_deadline = None
+
+    def _check_body(self, fields: dict, version: bytes) -> None:
+        """Refuse a request whose body is too large or ambiguous, or whose expectation is not met."""
         entry = fields.get(b"content-length")
         length = entry[1][0] if entry is not None else None
         if length is not None and b"transfer-encoding" in fields:
             raise _Reject(400, "both Content-Length and Transfer-Encoding")  # (a request smuggling attempt)
         if length is not None and int(length) > self._max_body:
             raise _Reject(413, f"the body is larger than {self._max_body} bytes")
-        if b"\0" in url:
-            raise _Reject(400, "NUL in the request target")
         entry = fields.get(b"expect")
         if entry is not None:
             expect = entry[1][0]
@@ -252,17 +271,6 @@ class HTTPChannel(Protocol):
                 raise _Reject(417, "unsupported expectation")
             if version == b"HTTP/1.1":
                 self._continue_pending = True
-        request = self.site.requestFactory(self, queued=False)
-        request._receive(method, url, version, headers, parser.should_keep_alive())
-        self._incoming = request
-        self._body_size = 0
-        if length is not None or b"transfer-encoding" in fields:
-            self._arm_read("body", self.site.headTimeout)
-            if self._continue_pending and self._active is None and not self._queue:
-                self._send_continue()
-        else:
-            self._continue_pending = False
-            self._disarm_read()
 
     def on_body(self, data: bytes) -> None:
         size = self._body_size = self._body_size + len(data)
@@ -312,11 +320,12 @@ class HTTPChannel(Protocol):
         if self._queue:
             self._pause("queue")
             return
-        self._resume("queue")
+        if self._pauses:
+            self._resume("queue")
         if self._active is None:
             if self._continue_pending and self._incoming is not None:
                 self._send_continue()
-            elif self._in_head or self._parser_pending():
+            elif self._in_head or (self._pending is not None and self._parser_pending()):
                 if self._read_kind != "head":  # (from the start of the head: more bytes do not extend it)
                     self._arm_read("head", self.site.headTimeout)
             elif self._incoming is None:

@@ -38,6 +38,10 @@ def _as_bytes(path: Any) -> bytes:
     raise TypeError(f"a child's path must be bytes, not {type(path).__name__}")
 
 
+#: Request method -> the name of the render method for it (``b"GET"`` -> ``"render_GET"``).
+_render_names: dict = {}
+
+
 class Resource:
     """A web resource: children by path segment, and ``render_<METHOD>`` methods."""
 
@@ -80,7 +84,11 @@ class Resource:
     def render(self, request: Any) -> Any:
         """Call ``render_<METHOD>(request)``; :class:`UnsupportedMethod` when there is none."""
         method = request.method
-        name = "render_" + (method.decode("ascii", "replace") if isinstance(method, bytes) else method)
+        name = _render_names.get(method)
+        if name is None:
+            name = "render_" + (method.decode("ascii", "replace") if isinstance(method, bytes) else method)
+            if len(_render_names) < 64:
+                _render_names[method] = name
         handler = getattr(self, name, None)
         if handler is None:
             if method == b"HEAD":

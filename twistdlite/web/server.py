@@ -56,7 +56,12 @@ version = b"twistdlite/" + twistdlite.__version__.encode("ascii")
 
 _MONTHS = (None, "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_date_cache = [0, b"", ""]
+#: The second they are for; its HTTP date; its log timestamp; the ``version`` and the
+#: ``Server`` and ``Date`` lines of a response head, made with both.
+_date_cache: list = [0, b"", "", None, b""]
+_time = time.time
+#: The status line of each code answered so far with its reason phrase from ``RESPONSES``.
+_STATUS_LINES: dict = {}
 
 
 def _refresh_dates(now: int) -> None:
@@ -66,6 +71,8 @@ def _refresh_dates(now: int) -> None:
         _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)).encode("ascii")
     _date_cache[2] = "[%02d/%s/%04d:%02d:%02d:%02d +0000]" % (
         t.tm_mday, _MONTHS[t.tm_mon], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+    _date_cache[3] = version
+    _date_cache[4] = b"Server: " + version + b"\r\nDate: " + _date_cache[1] + b"\r\n"
 
 
 def date_header() -> bytes:
@@ -89,11 +96,6 @@ def _escape(value: Any) -> str:
     if text.isprintable() and '"' not in text and "\\" not in text:
         return text
     return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
-
-
-def _field(headers: Any, lower: bytes) -> str:
-    entry = headers._fields.get(lower) if headers is not None else None
-    return _escape(entry[1][0]) if entry is not None else "-"
 
 
 def _multipart_fields(ctype: bytes, body: bytes) -> Optional[dict]:
@@ -120,17 +122,31 @@ def _multipart_fields(ctype: bytes, body: bytes) -> Optional[dict]:
 
 def combinedLogFormatter(timestamp: str, request: Any) -> str:
     """``request`` as a line of the Combined Log Format (as Twisted's ``combinedLogFormatter``)."""
-    headers = request.requestHeaders
     channel = request.channel
-    ip = channel._client_text() if channel is not None else _escape(
-        getattr(request.getClientAddress(), "host", None) or "-")
+    if channel is not None:
+        ip = channel._client or channel._client_text()
+    else:
+        ip = _escape(getattr(request.getClientAddress(), "host", None) or "-")
     method = request.method
-    # (the parser accepts only known methods and HTTP/x.y versions: nothing there to escape)
-    line = "%s %s %s" % (method.decode("ascii"), _escape(request.uri or b"-"),
-                         request.clientproto.decode("ascii") or "-") if method else "-"
+    if method:
+        # (the parser accepts only known methods and HTTP/x.y versions: nothing there to escape)
+        uri = request.uri
+        text = uri.decode("latin-1") if uri else "-"
+        if not text.isprintable() or '"' in text or "\\" in text:
+            text = _escape(text)
+        line = "%s %s %s" % (method.decode("ascii"), text, request.clientproto.decode("ascii") or "-")
+    else:
+        line = "-"
+    headers = request.requestHeaders
+    fields = headers._fields if headers is not None else _NO_FIELDS
+    referer = fields.get(b"referer")
+    agent = fields.get(b"user-agent")
     return '"%s" - - %s "%s" %s %s "%s" "%s"' % (
-        ip, timestamp, line, request.code, request.sentLength or "-", _field(headers, b"referer"),
-        _field(headers, b"user-agent"))
+        ip, timestamp, line, request.code, request.sentLength or "-",
+        "-" if referer is None else _escape(referer[1][0]), "-" if agent is None else _escape(agent[1][0]))
+
+
+_NO_FIELDS: dict = {}
 
 
 def _finish_waiter(loop: Any) -> Any:
@@ -227,7 +243,7 @@ class Request:
         try:
             if b"\0" in self.path or (b"%" in self.path and any(b"\0" in s for s in self.postpath)):
                 body = _resource.ErrorPage(400, "Bad Request", "The path holds a NUL character.").render(self)
-            elif not self._form_args():
+            elif self.method == b"POST" and not self._form_args():
                 body = _resource.ErrorPage(400, "Bad Request", "The multipart form cannot be read.").render(self)
             else:
                 body = site.getResourceFor(self).render(self)
@@ -572,12 +588,19 @@ class Request:
 
     def _head(self) -> bytes:
         code = self.code
-        message = self.code_message or RESPONSES.get(code, b"Unknown Status")
+        if self.code_message is None:
+            status = _STATUS_LINES.get(code)
+            if status is None:
+                status = b"HTTP/1.1 %d %s\r\n" % (code, RESPONSES.get(code, b"Unknown Status"))
+                if len(_STATUS_LINES) < 1000:
+                    _STATUS_LINES[code] = status
+        else:
+            status = b"HTTP/1.1 %d %s\r\n" % (code, self.code_message)
         fields = self.responseHeaders._fields
-        no_body = self.method == b"HEAD" or code in (204, 304) or 100 <= code < 200
-        self._no_body = no_body
-        lines = [b"HTTP/1.1 %d %s\r\n" % (code, message)]
-        if b"content-length" not in fields and not no_body:
+        lines = [status]
+        if self.method == b"HEAD" or code in (204, 304) or 100 <= code < 200:
+            self._no_body = True
+        elif b"content-length" not in fields:
             if self.clientproto == b"HTTP/1.1":
                 self._chunked = True
                 lines.append(b"Transfer-Encoding: chunked\r\n")
@@ -587,12 +610,15 @@ class Request:
             lines.append(b"Connection: close\r\n")
         elif self.clientproto == b"HTTP/1.0":
             lines.append(b"Connection: keep-alive\r\n")
-        if b"content-type" not in fields and code not in (204, 304):
+        if b"content-type" not in fields and code != 204 and code != 304:
             lines.append(b"Content-Type: text/html\r\n")
-        lines.append(b"Server: " + version + b"\r\nDate: " + date_header() + b"\r\n")
+        now = int(_time())
+        if now != _date_cache[0] or _date_cache[3] is not version:
+            _refresh_dates(now)
+        lines.append(_date_cache[4])
         for name, values in fields.values():
             for value in values:
-                lines.append(name + b": " + value + b"\r\n")
+                lines += (name, b": ", value, b"\r\n")
         lines.append(b"\r\n")
         return b"".join(lines)
 
@@ -651,9 +677,10 @@ class Request:
         self.finished = 1
         if self.producer is not None:
             self.unregisterProducer()
-        waiters, self._waiters = self._waiters, None
-        for waiter in waiters or ():
-            _fire(waiter, None)
+        if self._waiters is not None:
+            waiters, self._waiters = self._waiters, None
+            for waiter in waiters:
+                _fire(waiter, None)
         self.channel._request_done(self)
 
     def notifyFinish(self) -> Any:
@@ -825,7 +852,10 @@ class Site(ServerFactory):
 
     def log(self, request: Request) -> None:
         """Write ``request``'s access line (to ``logPath``, within a second; else the ``twistdlite.web`` logger)."""
-        line = self._logFormatter(_log_time(), request)
+        now = int(_time())
+        if now != _date_cache[0]:
+            _refresh_dates(now)
+        line = self._logFormatter(_date_cache[2], request)
         handle = self._logFile
         if handle is not None:
             handle.write(line + "\n")

@@ -22,6 +22,14 @@
   target lies outside the served directory is refused (404, logged) unless
   ``allowSymlinksOut`` is true.
 
+* **Small files kept in memory**: a file of up to 64 KiB, once read whole
+  for a GET, is kept (``SMALL_CACHE_BYTES`` in all) and answered from memory
+  while one stat of its path per request finds the same inode, size,
+  modification and change times and mode (a rewrite, a rename over it, a
+  touch or a chmod is seen on the next request). A file changed less than
+  ``SETTLED`` seconds ago is read anew each time: a change within the same
+  tick of the file system's clock could leave all of those unchanged.
+
 A file larger than 64 KiB is sent by a producer, a chunk at a time as the
 client reads. A file that turns out shorter than its size while it is sent
 (truncated meanwhile) is logged as a short send and its connection closed.
@@ -35,6 +43,7 @@ import html
 import logging
 import os
 import stat
+import time
 from typing import Any, Optional
 from urllib.parse import quote
 
@@ -113,6 +122,59 @@ class Data(resource.Resource):
 _dates: dict = {}
 #: (path, size, mtime, default type) -> what _file_headers works out for that version of the file.
 _file_headers: dict = {}
+
+
+#: Small files' contents, by path, while they stay the same version (see :func:`_remember`).
+_small_files: dict = {}
+_small_bytes = [0]
+#: The most the contents of :data:`_small_files` hold (bytes); past it the cache starts afresh.
+SMALL_CACHE_BYTES = 16 << 20
+#: A file changed this recently (seconds) is not cached: a change within the same tick of the
+#: file system's clock would leave its times, and so the cached version's key, unchanged.
+SETTLED = 2.0
+
+
+class _Cached:
+    """A small file's content and response headers, valid while a stat of its path gives ``key``."""
+
+    __slots__ = ("key", "types", "defaultType", "encodings", "headers", "data")
+
+    def __init__(self, key: tuple, types: Any, defaultType: str, encodings: Any, headers: tuple,
+                 data: bytes) -> None:
+        self.key = key
+        self.types = types
+        self.defaultType = defaultType
+        self.encodings = encodings
+        self.headers = headers
+        self.data = data
+
+
+def _cacheable(info: os.stat_result) -> bool:
+    """True when the file's last change (its ctime, which no one can set back) is safely past."""
+    return time.time() - info.st_ctime > SETTLED
+
+
+def _forget(path: str) -> None:
+    """Drop what :func:`_remember` kept of ``path``."""
+    previous = _small_files.pop(path, None)
+    if previous is not None:
+        _small_bytes[0] -= len(previous.data)
+
+
+def _remember(file: "File", info: os.stat_result, headers: tuple, data: bytes) -> None:
+    """Keep ``data`` (the whole of ``file``) for the next requests, checked each time by one stat.
+
+    The key holds the inode, device, size, modification and change times (nanoseconds) and mode:
+    rewriting, replacing (rename), truncating, touching or chmodding the file changes it.
+    """
+    if _small_bytes[0] + len(data) > SMALL_CACHE_BYTES or len(_small_files) >= 4096:
+        _small_files.clear()
+        _small_bytes[0] = 0
+    _forget(file.path)
+    _small_files[file.path] = _Cached(
+        (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_mode),
+        file.contentTypes, file.defaultType, file.contentEncodings, headers, data)
+    _small_bytes[0] += len(data)
 
 
 def _http_date(when: float) -> bytes:
@@ -334,11 +396,29 @@ class File(resource.Resource):
         state["children"] = {}
         state["_root"] = self.root()
         state.pop("_unchecked", None)
+        state.pop("_kids", None)
         return child
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A setting changed: the children kept by getChild were made with the old one.
+        object.__setattr__(self, name, value)
+        self.__dict__.pop("_kids", None)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_kids", None)
+        return state
 
     # -- finding children -----------------------------------------------------------------------
     def getChild(self, path: bytes, request: Any) -> resource.Resource:
         """The file ``path`` in this directory, an index file or listing for ``b""``, or 404."""
+        state = self.__dict__
+        kids = state.get("_kids")
+        if kids is not None:
+            child = kids.get(path)  # (only names that passed the checks below are kept)
+            if child is not None and not self.ignoredExts and (
+                    self.allowSymlinksOut or (request is not None and not request.postpath)):
+                return child
         if path == b"":
             if not os.path.isdir(self.path):
                 return resource.NoResource("File not found.")
@@ -352,14 +432,22 @@ class File(resource.Resource):
                                    self.listingPageSize, root=None if self.allowSymlinksOut else self.root())
         if path in (b".", b"..") or b"/" in path or b"\0" in path:
             return resource.NoResource("File not found.")
-        name = os.fsdecode(path)
         if not self.ignoredExts and (self.allowSymlinksOut or (request is not None and not request.postpath)):
             # The last segment: whether it is a link out is found when it is opened (O_NOFOLLOW), which
-            # saves an lstat per request; a missing file is a 404 then too.
+            # saves an lstat per request; a missing file is a 404 then too. The child (which holds no
+            # state of its own) is kept for the next requests for the same name.
             base = self.path
+            name = os.fsdecode(path)
             child = self._similar(base + name if base.endswith(os.sep) else base + os.sep + name)
             child._unchecked = True
+            if type(self).createSimilarFile is File.createSimilarFile:
+                if kids is None:
+                    kids = state["_kids"] = {}
+                elif len(kids) >= 1024:
+                    kids.clear()
+                kids[path] = child
             return child
+        name = os.fsdecode(path)
         child = self._child(name)
         if child is None and self.ignoredExts:
             child = self._child_without_ext(name)
@@ -407,21 +495,35 @@ class File(resource.Resource):
     # -- rendering ------------------------------------------------------------------------------
     def render_GET(self, request: Any) -> Any:
         """The file (whole, a range, or 304), a redirect to ``dir/``, or an error page."""
+        path = self.path
         unchecked = self.__dict__.get("_unchecked", False) and not self.allowSymlinksOut
+        cached = _small_files.get(path)
+        if cached is not None:
+            # A small file served before: one stat says whether it is still the same version.
+            try:
+                info = os.lstat(path) if unchecked else os.stat(path)
+            except (OSError, ValueError):
+                info = None
+            if (info is not None and cached.key == (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns,
+                                                    info.st_ctime_ns, info.st_mode)
+                    and cached.types is self.contentTypes and cached.defaultType == self.defaultType
+                    and cached.encodings is self.contentEncodings):
+                return self._answer(request, info.st_size, cached.headers, None, cached.data)
+            _forget(path)
         try:
             try:
-                fd = os.open(self.path, _OPEN_FLAGS | _NOFOLLOW if unchecked else _OPEN_FLAGS)
+                fd = os.open(path, _OPEN_FLAGS | _NOFOLLOW if unchecked else _OPEN_FLAGS)
             except OSError as exc:
                 if not unchecked or exc.errno not in (errno.ELOOP, errno.EMLINK):
                     raise
                 # a symbolic link: served only if it leads inside
-                if not self._inside(self.path):
+                if not self._inside(path):
                     return resource.NoResource("File not found.").render(request)
-                fd = os.open(self.path, _OPEN_FLAGS)
+                fd = os.open(path, _OPEN_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             return resource.NoResource("File not found.").render(request)
         except OSError:
-            if os.path.isdir(self.path):
+            if os.path.isdir(path):
                 return self._render_directory(request)
             return resource.ForbiddenResource().render(request)
         handed_over = False
@@ -487,73 +589,93 @@ class File(resource.Resource):
         return known
 
     def _answer_file(self, request: Any, owner: "_Descriptor", info: os.stat_result) -> Any:
-        fd = owner.fd
         size = info.st_size
-        etag, modified, cached = self._file_headers(info)
+        headers = self._file_headers(info)
+        if size <= SMALL_FILE and request.method == b"GET" and _cacheable(info):
+            # Read the whole (small) file once: this answer, and the next ones while it stays the same.
+            data = os.pread(owner.fd, size, 0)
+            owner.close()
+            if len(data) == size:
+                _remember(self, info, headers, data)
+                return self._answer(request, size, headers, None, data)
+            log.warning("Short read: %s had %d bytes of the %d expected (changed while read?)",
+                        self.path, len(data), size)
+            size = len(data)
+            return self._answer(request, size, headers, None, data)
+        return self._answer(request, size, headers, owner, None)
+
+    def _answer(self, request: Any, size: int, known: tuple, owner: Optional["_Descriptor"],
+                whole: Optional[bytes]) -> Any:
+        """Answer from the file's headers and either its open descriptor ``owner`` or its content ``whole``."""
+        etag, modified, cached = known
         response_fields = request.responseHeaders._fields
         for lower, (name, value) in cached.items():
             response_fields[lower] = [name, [value]]
-        setHeader = request.setHeader
         headers = request.requestHeaders
         asked = headers._fields if headers is not None else {}
-        match = asked[b"if-none-match"][1][0] if b"if-none-match" in asked else None
-        since = asked[b"if-modified-since"][1][0] if b"if-modified-since" in asked else None
-        if match is not None:
-            tags = [tag.strip() for tag in match.split(b",")]
-            if b"*" in tags or etag in tags or b"W/" + etag in tags:
-                owner.close()
-                request.setResponseCode(304)
-                return b""
-        elif since is not None:
-            when = _parse_http_date(since)
-            if when is not None and modified <= when:
-                owner.close()
-                request.setResponseCode(304)
-                return b""
+        if asked:
+            match = asked[b"if-none-match"][1][0] if b"if-none-match" in asked else None
+            if match is not None:
+                tags = [tag.strip() for tag in match.split(b",")]
+                if b"*" in tags or etag in tags or b"W/" + etag in tags:
+                    return self._not_modified(request, owner)
+            elif b"if-modified-since" in asked:
+                when = _parse_http_date(asked[b"if-modified-since"][1][0])
+                if when is not None and modified <= when:
+                    return self._not_modified(request, owner)
         start, length = 0, size
         wanted = asked[b"range"][1][0] if b"range" in asked else None
         # (Range is for GET alone: a HEAD gets the whole file's head, as RFC 9110 14.2 and Twisted)
         if wanted is not None and request.method == b"GET" and self._range_applies(headers, etag, modified):
             if b"," in wanted:
-                span = self._ranges(request, owner, wanted, size, cached)
+                span = self._ranges(request, owner, wanted, size, cached, whole)
                 if span is _SENT:
                     from twistdlite.web.server import NOT_DONE_YET
 
                     return NOT_DONE_YET
+                if isinstance(span, bytes):
+                    return span
             else:
                 span = _parse_range(wanted, size)
             if span == "unsatisfiable":
-                owner.close()
+                if owner is not None:
+                    owner.close()
                 request.setResponseCode(416)
-                setHeader(b"Content-Range", b"bytes */%d" % size)
-                setHeader(b"Content-Type", b"text/plain")
+                request.setHeader(b"Content-Range", b"bytes */%d" % size)
+                request.setHeader(b"Content-Type", b"text/plain")
                 return b"Requested range not satisfiable\n"
             if span is not None:
                 start, end = span
                 length = end - start + 1
                 request.setResponseCode(206)
-                setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
+                request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
         response_fields[b"content-length"] = [b"Content-Length", [b"%d" % length]]
         if request.method == b"HEAD":
-            owner.close()
+            if owner is not None:
+                owner.close()
             return b""
+        if whole is not None:
+            return whole if length == size else whole[start:start + length]
         if length <= SMALL_FILE:
-            data = os.pread(fd, length, start)
+            data = os.pread(owner.fd, length, start)
+            owner.close()
             if len(data) != length:
                 log.warning("Short read: %s had %d bytes of the %d expected (changed while read?)",
                             self.path, len(data), length)
                 if request.code == 206:
-                    setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, start + len(data) - 1,
-                                                                     start + len(data)))
-                setHeader(b"Content-Length", b"%d" % len(data))
+                    request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, start + len(data) - 1,
+                                                                             start + len(data)))
+                request.setHeader(b"Content-Length", b"%d" % len(data))
             return data
         _FileSender(request, open(owner.take(), "rb"), start, length, self.path).start()
         from twistdlite.web.server import NOT_DONE_YET
 
         return NOT_DONE_YET
 
-    def _ranges(self, request: Any, owner: "_Descriptor", wanted: bytes, size: int, cached: dict) -> Any:
-        """Several ranges asked: _SENT (multipart/byteranges on its way), else a single span, None or "unsatisfiable"."""
+    def _ranges(self, request: Any, owner: Optional["_Descriptor"], wanted: bytes, size: int, cached: dict,
+                whole: Optional[bytes] = None) -> Any:
+        """Several ranges asked: _SENT (multipart/byteranges on its way) or the multipart body (from ``whole``,
+        the file in memory), else a single span, None or "unsatisfiable"."""
         from twistdlite.web import _byteranges
 
         spans = _byteranges.parse_ranges(wanted, size, self.maxRanges)
@@ -569,8 +691,17 @@ class File(resource.Resource):
         fields[b"content-type"] = [b"Content-Type", [b"multipart/byteranges; boundary=" + boundary]]
         length = sum(len(head) + part for head, _, part in parts) + len(closing)
         fields[b"content-length"] = [b"Content-Length", [b"%d" % length]]
+        if whole is not None:
+            return b"".join([head + whole[offset:offset + part] for head, offset, part in parts]) + closing
         _byteranges.PartsSender(request, owner.take(), parts, closing, self.path).start()
         return _SENT
+
+    @staticmethod
+    def _not_modified(request: Any, owner: Optional["_Descriptor"]) -> bytes:
+        if owner is not None:
+            owner.close()
+        request.setResponseCode(304)
+        return b""
 
     @staticmethod
     def _range_applies(headers: Any, etag: bytes, modified: int) -> bool:
