@@ -18,11 +18,15 @@ def test_parts_are_bytes_and_str_gives_the_url_back():
     assert repr(url) == ("URLPath(scheme=b'http', netloc=b'example.com', path=b'/foo/bar', "
                          "query=b'yes=no&no=yes', fragment=b'footer')")
     assert str(URLPath.fromBytes(BASE.encode())) == BASE
-    assert str(URLPath()) == "http://localhost/" and str(URLPath.fromString("http://example.com")) == "http://example.com/"
+    assert str(URLPath()) == "http://localhost/"
+    assert str(URLPath.fromString("http://example.com")) == "http://example.com/"
     assert str(URLPath(b"https", b"h:8443", b"/p", b"q=1", b"f")) == "https://h:8443/p?q=1#f"
     assert str(URLPath.fromString("http://example.com/\u00e9 x")) == "http://example.com/%C3%A9%20x"
     url.path = b"/zz"
     assert str(url) == "http://example.com/zz?yes=no&no=yes#footer"
+    url.scheme, url.path = "https", "/\u00e9 t"  # text is stored as (encoded) bytes
+    assert (url.scheme, url.path) == (b"https", b"/%C3%A9%20t")
+    assert str(url) == "https://example.com/%C3%A9%20t?yes=no&no=yes#footer"
 
 
 def test_from_string_wants_str_and_from_bytes_bytes():

@@ -8,9 +8,9 @@
     str(here.click(b"../img/x"))   # 'http://example.com/img/x'
 
 A web resource gets its own with ``request.URLPath()``. The parts
-(``scheme``, ``netloc``, ``path``, ``query``, ``fragment``) are bytes, kept
-percent-encoded: characters a URL may not hold are encoded, ``%XX``
-sequences already there are left alone. ``child`` and ``sibling`` take one
+(``scheme``, ``netloc``, ``path``, ``query``, ``fragment``) are bytes (one set
+as ``str`` is stored encoded), kept percent-encoded: characters a URL may not
+hold are encoded, ``%XX`` sequences already there are left alone. ``child`` and ``sibling`` take one
 path segment (a ``/`` in it is encoded), ``click`` a relative reference
 resolved as a browser does (RFC 3986). The fragment is dropped by every move,
 the query too unless ``keepQuery=True``.
@@ -27,6 +27,7 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 __all__ = ["URLPath"]
 
+_PARTS = frozenset(("scheme", "netloc", "path", "query", "fragment"))
 _UNRESERVED = rb"A-Za-z0-9\-._~!$&'()*+,;=:@"
 #: A percent-encoded byte (kept) or a byte that must be encoded, in a path segment, a path, a query or fragment.
 _SEGMENT = re.compile(rb"%[0-9A-Fa-f]{2}|[^" + _UNRESERVED + rb"]")
@@ -60,6 +61,13 @@ class URLPath:
         self.path = path or b"/"
         self.query = query
         self.fragment = fragment
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PARTS and isinstance(value, str):  # (a part may be set as text; it is kept as bytes)
+            value = value.encode("utf-8")
+            if name != "scheme" and name != "netloc":
+                value = _encode(_PATH if name == "path" else _QUERY, value)
+        object.__setattr__(self, name, value)
 
     # -- making one -----------------------------------------------------------------------------
     @classmethod
