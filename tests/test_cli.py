@@ -225,10 +225,11 @@ def test_the_api_and_a_tac_run_never_look_for_plugins(tmp_path):
 
 #: What a plain ``-noy`` run of a TCP/UDP .tac does not need, so must not import (each costs start-up time):
 #: difflib (click's suggestions for an unknown option), the .tap code (-o), the stack dumper, the user and
-#: group databases, ClientService, the daemon code, and the registry of what a confined run imports first.
+#: group databases, ClientService, the daemon code, the registry of what a confined run imports first, and
+#: the logging API beyond the launcher's line format (observers, Twisted's Logger: twistdlite._loglines serves).
 NOT_FOR_NOY = ("difflib", "twistdlite.launch.persist", "twistdlite.launch.stacks", "pwd", "grp",
                "twistdlite._clientservice", "twistdlite.launch.daemon", "daemon", "lockfile",
-               "twistdlite.launch.preload")
+               "twistdlite.launch.preload", "twistdlite.logger", "twistdlite._logevents")
 
 
 def test_a_noy_run_imports_only_what_it_needs_and_serves_with_the_collector_on(tmp_path):

@@ -26,7 +26,7 @@ from twistdlite._aio import Done, when_running
 from twistdlite.address import UNIXAddress, from_sockaddr
 from twistdlite.error import CannotListenError, ConnectError, MulticastJoinError
 from twistdlite.failure import Failure
-from twistdlite.logger import system_context
+from twistdlite._loglines import system_context
 
 __all__ = ["DatagramTransport", "DatagramAdapter", "system_of_port", "DatagramPort", "UDPPort",
            "MulticastPort", "UNIXDatagramPort", "ConnectedUNIXDatagramPort"]

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 from twistdlite.address import from_sockaddr
 from twistdlite.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twistdlite.failure import Failure
-from twistdlite.logger import system_context
+from twistdlite._loglines import system_context
 
 log = logging.getLogger("twistdlite")
 

@@ -41,7 +41,7 @@ from typing import Any, Callable, Optional
 
 from twistdlite.launch.errors import LoadError, StartError, UsageError
 from twistdlite.launch.options import DEFAULT_LOGFILE, Options
-from twistdlite.logger import JournalFormatter, SystemFilter, TwistdFormatter, report_errors_once
+from twistdlite._loglines import JournalFormatter, SystemFilter, TwistdFormatter, report_errors_once
 
 __all__ = ["TwistdFormatter", "LogSetup", "LogStream", "LogStreamBuffer", "destination", "log_path",
            "check", "resolve_logger", "fds_to_keep", "syslog_handler", "start_logging", "capture_stdio",
@@ -361,11 +361,10 @@ def _reopener(handler: logging.FileHandler) -> Callable[[], None]:
 def _component_observer(application: Any) -> Any:
     """The Application's ILogObserver component, or None."""
     get_component = getattr(application, "getComponent", None)
-    if get_component is None:
+    logger = sys.modules.get("twistdlite.logger")  # not imported: nothing can be registered under ILogObserver
+    if get_component is None or logger is None:
         return None
-    from twistdlite.logger import ILogObserver
-
-    return file_observer(get_component(ILogObserver, None))
+    return file_observer(get_component(logger.ILogObserver, None))
 
 
 def file_observer(observer: Any) -> Any:
@@ -479,7 +478,7 @@ def syslog_handler(prefix: str, address: Optional[str] = None) -> logging.Handle
     """A handler sending to the local syslog socket, ident ``prefix[pid]``; :class:`StartError` if unreachable."""
     import logging.handlers
 
-    from twistdlite.logger import SyslogFormatter
+    from twistdlite._loglines import SyslogFormatter
 
     address = address or os.environ.get(SYSLOG_SOCKET_ENV) or DEFAULT_SYSLOG_SOCKET
     try:

@@ -114,7 +114,7 @@ register("asyncio", "asyncio.unix_events", "selectors", "socket", "concurrent.fu
          why="the event loop and its resolver's thread pool")
 register("uvloop", when=_uvloop, why="the uvloop reactor")
 # -- logging: handlers, rotation, syslog, JSON observers.
-register("logging.handlers", "twistdlite.logger", "twistdlite.logfile", "twistdlite.launch.logsetup",
+register("logging.handlers", "twistdlite._loglines", "twistdlite.logger", "twistdlite.logfile", "twistdlite.launch.logsetup",
          "codecs", "syslog", "json", why="log handlers, rotation (SIGUSR1), reopening (SIGHUP), syslog")
 # -- encodings a codec lookup loads later: host names (idna), log files, sockets.
 register("encodings.idna", "encodings.utf_8", "encodings.utf_8_sig", "encodings.ascii",
