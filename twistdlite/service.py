@@ -32,7 +32,7 @@ class _AdaptingProtocolMeta(type(Protocol)):  # type: ignore[misc]
     def __call__(cls, obj: Any = _MISSING, default: Any = _MISSING) -> Any:
         if obj is _MISSING:
             raise TypeError(f"{cls.__name__} is an interface and cannot be instantiated")
-        if isinstance(obj, cls):
+        if isinstance(obj, _PROVIDERS.get(cls, ())) or isinstance(obj, cls):  # the first: no structural check
             return obj
         get_component = getattr(obj, "getComponent", None)
         if get_component is not None:
@@ -474,3 +474,8 @@ class Application(MultiService):
     def setServiceParent(self, parent: Any) -> None:
         """Applications are roots; they cannot have a parent."""
         raise RuntimeError("an Application is the root of its tree and cannot have a parent")
+
+
+#: The classes known to provide an interface: ``IFoo(obj)`` returns such an ``obj`` at once, without the
+#: structural check of a runtime-checkable Protocol (every attribute looked up on each call).
+_PROVIDERS: dict = {IService: (Service,), IServiceCollection: (MultiService,)}
