@@ -4,6 +4,7 @@ components, and sessions left out of a saved site."""
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
 
@@ -92,6 +93,28 @@ def test_expire_logs_out_once_and_cancels_the_timer():
         assert (await visit(site, b"TWISTED_SESSION=" + uid)).body.endswith(b" 1")  # logged out: a new session
 
     run(main())
+
+
+def test_at_most_max_sessions_live_the_least_recently_used_expiring_to_make_room(caplog):
+    async def main():
+        site = server.Site(Counter(), reactor=task.Clock(), maxSessions=3)
+        uids = [(await visit(site)).body.split()[0] for _ in range(3)]
+        ended = []
+        for uid in uids:
+            site.sessions[uid].notifyOnExpire(lambda uid=uid: ended.append(uid))
+        assert (await visit(site, b"TWISTED_SESSION=" + uids[0])).body == uids[0] + b" 2"  # used: now the newest
+        fourth = (await visit(site)).body.split()[0]
+        assert ended == [uids[1]] and list(site.sessions) == [uids[2], uids[0], fourth]
+        fifth = (await visit(site)).body.split()[0]
+        assert ended == [uids[1], uids[2]] and list(site.sessions) == [uids[0], fourth, fifth]
+        assert (await visit(site, b"TWISTED_SESSION=" + uids[1])).body.endswith(b" 1")  # it was logged out
+
+    with caplog.at_level(logging.WARNING, logger="twistdlite.web"):
+        run(main())
+    full = [r.getMessage() for r in caplog.records if "maxSessions" in r.getMessage()]
+    assert full == ["3 sessions alive, the most Site.maxSessions allows: expiring the least recently used to make "
+                    "room for new ones"]  # once, not at every eviction
+    assert server.Site(Counter()).maxSessions == 100000 and server.Site(Counter(), maxSessions=None).maxSessions is None
 
 
 def test_the_session_timer_runs_on_the_real_reactor_by_default():

@@ -18,6 +18,11 @@ before the session's idle time is up, so a busy session costs no timer work
 per request. ``expire()`` (a log out) forgets the session and calls each
 ``notifyOnExpire`` callback once.
 
+Memory stays bounded (beyond Twisted): a site keeps at most
+``Site.maxSessions`` sessions (100,000, about 1 KiB each); a new one beyond
+expires the least recently used (logged at most once a minute), so a client
+that never sends its cookie back cannot fill memory.
+
 Components: ``request.getSession(IFoo)`` is ``session.getComponent(IFoo)``,
 what ``session.setComponent(IFoo, obj)`` stored (None when nothing was); there
 is no adapter registry (no zope.interface).

@@ -467,7 +467,9 @@ class Request:
             name = cookie_name(secure, self.sitepath)
             uid = self.getCookie(name)
             if uid:
-                session = site.sessions.get(uid)
+                session = site.sessions.pop(uid, None)
+                if session is not None:
+                    site.sessions[uid] = session  # (last in the dict: the most recently used)
             if session is None:
                 session = site.makeSession()
                 self.addCookie(name, session.uid, path=b"/", secure=secure, httpOnly=True)
@@ -744,7 +746,8 @@ class Site(ServerFactory):
     ``maxHeadSize`` (16 KiB: request line and headers), ``maxHeaders`` (100),
     ``maxBodySize`` (10 MiB), ``headTimeout`` (30 s to send a request's head,
     and the most a body may pause), ``timeout`` (60 s idle between requests),
-    ``writeTimeout`` (60 s without being able to send any of a response).
+    ``writeTimeout`` (60 s without being able to send any of a response),
+    ``maxSessions`` (100,000 sessions alive at once: see :meth:`makeSession`).
     None means no limit.
     """
 
@@ -754,6 +757,9 @@ class Site(ServerFactory):
     sessionFactory = Session
     #: Sessions made so far (by :meth:`makeSession`).
     counter = 0
+    #: The most sessions alive at once; making one more expires the least recently used (None: no limit).
+    maxSessions: Optional[int] = 100000
+    _sessions_full_logged = -1e9
     displayTracebacks = False
     noisy = True
     #: The HTTP parser: "httptools", "h11", or None for the best installed (httptools).
@@ -778,7 +784,7 @@ class Site(ServerFactory):
         self._logFormatter = logFormatter or combinedLogFormatter
         for name, value in limits.items():
             if name not in ("maxHeadSize", "maxHeaders", "maxBodySize", "headTimeout", "writeTimeout",
-                            "displayTracebacks", "parser"):
+                            "displayTracebacks", "parser", "maxSessions"):
                 raise TypeError(f"Site() got an unexpected keyword argument {name!r}")
             setattr(self, name, value)
         if self.maxBodySize is None:
@@ -813,10 +819,30 @@ class Site(ServerFactory):
 
     def makeSession(self) -> Any:
         """A new session (``sessionFactory(self, uid)``), remembered in ``sessions``, its expiry timer started."""
+        sessions = self.sessions
+        limit = self.maxSessions
+        if limit is not None and len(sessions) >= limit:
+            self._sessions_full(len(sessions) - limit + 1)
         uid = self._mkuid()
-        session = self.sessions[uid] = self.sessionFactory(self, uid)
+        session = sessions[uid] = self.sessionFactory(self, uid)
         session.startCheckingExpiration()
         return session
+
+    def _sessions_full(self, count: int) -> None:
+        """Expire the ``count`` least recently used sessions, to make room (logged at most once a minute)."""
+        sessions = self.sessions
+        now = time.monotonic()
+        if now - self._sessions_full_logged >= 60:
+            self._sessions_full_logged = now
+            log.warning("%d sessions alive, the most Site.maxSessions allows: expiring the least recently used "
+                        "to make room for new ones", len(sessions))
+        for _ in range(count):
+            if not sessions:
+                break
+            uid, oldest = next(iter(sessions.items()))
+            oldest.expire()
+            if sessions.get(uid) is oldest:  # (an expire() that forgot to leave)
+                del sessions[uid]
 
     def getSession(self, uid: bytes) -> Any:
         """The live session ``uid`` (KeyError when there is none)."""
