@@ -369,6 +369,15 @@ def test_health_endpoint(tmp_path, workers):
         stop_foreground(proc)
 
 
+def command_name(pid: int) -> str:
+    """The process's command name; "" once it is gone (it may be reaped between listing and reading)."""
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
 def _unshare() -> str:
     return shutil.which("unshare") or ""
 
@@ -384,8 +393,8 @@ def test_as_pid_1_reaps_orphans_and_forwards_sigterm(tmp_path):
         out.wait_for(r"All 1 workers are ready")
         supervisor = wait_until(lambda: next(iter(workers_of(proc.pid)), None), what="the supervisor")
         # The worker's shell left a background sleep, adopted by PID 1: once it exits, it is reaped.
-        wait_until(lambda: not any(open(f"/proc/{pid}/comm").read().strip() == "sleep"
-                                   for pid in children(supervisor, zombies=True)), what="the orphan reaped")
+        wait_until(lambda: not any(command_name(pid) == "sleep" for pid in children(supervisor, zombies=True)),
+                   what="the orphan reaped")
         os.kill(supervisor, signal.SIGTERM)
         assert proc.wait(20) == 0, out.rest()
         assert re.search(r"Worker 1 \(PID \d+\) stopped\.", out.rest())
