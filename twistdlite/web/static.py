@@ -28,7 +28,9 @@
   modification and change times and mode (a rewrite, a rename over it, a
   touch or a chmod is seen on the next request). A file changed less than
   ``SETTLED`` seconds ago is read anew each time: a change within the same
-  tick of the file system's clock could leave all of those unchanged.
+  tick of the file system's clock could leave all of those unchanged. (On a
+  network file system whose client caches attributes, a change shows when
+  those cached attributes expire.)
 
 A file larger than 64 KiB is sent by a producer, a chunk at a time as the
 client reads. A file that turns out shorter than its size while it is sent
