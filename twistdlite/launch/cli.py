@@ -141,7 +141,8 @@ class TwistdliteGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list) -> list:
         """Parse the launcher's options, short ones spelled out first (see :func:`spell_out_short_options`)."""
-        return super().parse_args(ctx, spell_out_short_options(self.get_params(ctx), args))
+        # self.params, not get_params(ctx): the help option is left out (a bundle holding -h goes to click as typed)
+        return super().parse_args(ctx, spell_out_short_options(self.params, args))
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the group; a usage error in a plugin's options is marked with the plugin's name."""

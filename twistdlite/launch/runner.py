@@ -361,9 +361,9 @@ class Serving:
             self.readiness.failed(message)
             await self._settle(before)
             raise StartError(message) from None
-        from twistdlite import _events
-
-        await _events.fire_bounded("startup", self.options.start_timeout)  # reactor's startup triggers
+        events = sys.modules.get("twistdlite._events")  # not imported: no system event trigger was ever added
+        if events is not None:
+            await events.fire_bounded("startup", self.options.start_timeout)  # reactor's startup triggers
         self.readiness.ready()                                            # 6
         await self.stopping.wait()                                        # 7
         self.notifier.stopping(self.stop_reason)
