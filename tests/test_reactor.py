@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import subprocess
@@ -51,15 +52,30 @@ async def until(condition, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.001)
 
 
+@contextlib.contextmanager
+def frozen_clock():
+    """Stop the running loop's clock while the block runs (yields the time it shows): calls scheduled
+    in the block are placed from one instant, however long the process is descheduled between them."""
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    loop.time = lambda: now
+    try:
+        yield now
+    finally:
+        del loop.time
+
+
 # -- callLater and its handle -----------------------------------------------------------------------
 
 def test_call_later_runs_with_arguments_and_the_handle_tracks_it():
     seen: list = []
 
     async def main() -> None:
+        before = reactor.seconds()
         call = reactor.callLater(0.01, lambda *a, **kw: seen.append((a, kw)), 1, 2, key="v")
+        after = reactor.seconds()
         assert call.active() and not call.called
-        assert call.getTime() == pytest.approx(reactor.seconds() + 0.01, abs=0.01)
+        assert before + 0.01 <= call.getTime() <= after + 0.01
         await until(lambda: seen)
         assert not call.active() and call.called
         with pytest.raises(AlreadyCalled):
@@ -95,14 +111,16 @@ def test_reset_and_delay_move_the_call():
     order: list = []
 
     async def main() -> None:
-        a = reactor.callLater(0.01, order.append, "a")
-        b = reactor.callLater(0.02, order.append, "b")
-        c = reactor.callLater(5, order.append, "c")
-        before = a.getTime()
-        a.delay(0.05)
-        assert a.getTime() == pytest.approx(before + 0.05)
-        c.reset(0)
-        assert c.getTime() <= reactor.seconds()
+        with frozen_clock() as now:
+            a = reactor.callLater(0.01, order.append, "a")
+            b = reactor.callLater(0.02, order.append, "b")
+            c = reactor.callLater(5, order.append, "c")
+            before = a.getTime()
+            a.delay(0.05)
+            assert a.getTime() == pytest.approx(before + 0.05)
+            c.reset(0)
+            assert c.getTime() == now
+            assert (c.getTime(), b.getTime(), a.getTime()) == pytest.approx((now, now + 0.02, now + 0.06))
         await until(lambda: len(order) == 3)
 
     run_installed(main)
@@ -143,7 +161,12 @@ def test_an_exception_in_a_delayed_call_is_logged_and_the_loop_goes_on(caplog):
 
 def test_seconds_is_the_loop_clock():
     async def main() -> None:
-        assert reactor.seconds() == pytest.approx(asyncio.get_running_loop().time(), abs=0.05)
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        now = reactor.seconds()
+        assert before <= now <= loop.time()
+        with frozen_clock() as frozen:
+            assert reactor.seconds() == frozen
 
     run_installed(main)
 
