@@ -19,7 +19,9 @@ import os
 from twistdlite import defer, reactor, service, task
 
 def say(what):
-    print("ORDER", os.getpid(), what, flush=True)
+    # One write(2) per line: both workers print to the same pipe, and print() writes its
+    # pieces (words, separators, the newline) one by one when output is unbuffered.
+    os.write(1, ("ORDER %d %s\\n" % (os.getpid(), what)).encode())
 
 class Recorded(service.Service):
     def privilegedStartService(self):
