@@ -30,10 +30,10 @@ def locked(path):
 
 def test_acquire_write_release(path):
     held = locked(path)
-    held.write(4242)
-    assert path.read_text() == "4242\n"
+    held.write(os.getpid())
+    assert path.read_text() == f"{os.getpid()}\n"
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)  # anyone may read the PID
-    assert probe(str(path)).running and probe(str(path)).pid == 4242
+    assert probe(str(path)).running and probe(str(path)).pid == os.getpid()
     held.release()
     assert not path.exists()
     assert probe(str(path)) == pidfile_module.PidStatus(False, False, None)
@@ -49,10 +49,10 @@ def test_write_replaces_longer_content(path):
 
 def test_a_held_pidfile_refuses_a_second_acquire_saying_who(path):
     held = locked(path)
-    held.write(31337)
+    held.write(os.getpid())
     with pytest.raises(AlreadyRunning) as info:
         PidFile(str(path)).acquire()
-    assert str(info.value) == f"already running, PID 31337 (pidfile {path})"
+    assert str(info.value) == f"already running, PID {os.getpid()} (pidfile {path})"
     held.release()
 
 
@@ -86,6 +86,36 @@ def test_a_loser_never_reports_the_stale_pid(path, monkeypatch):
     with pytest.raises(AlreadyRunning, match="PID not written yet"):
         PidFile(str(path)).acquire()
     held.release()
+
+
+@pytest.mark.parametrize("named", ["99999999", "PID 1", "a live process that does not hold it"])
+def test_a_loser_never_reports_a_pid_the_holder_has_not_written(path, monkeypatch, named):
+    """The winner is off the CPU between taking the lock and emptying the stale pidfile (it has not
+    even written its own PID yet): a losing start, and a probe (status, stop), must not take the PID
+    the file still names for the holder's."""
+    monkeypatch.setattr(pidfile_module, "PID_WAIT", 0.05)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = {"99999999": "99999999", "PID 1": "1"}.get(named, str(other.pid))
+        path.write_text(stale + "\n")
+        fd = os.open(str(path), os.O_RDWR)  # the winner, caught right after its lock
+        assert pidfile_module._try_lock(fd)
+        try:
+            with pytest.raises(AlreadyRunning) as info:
+                PidFile(str(path)).acquire()
+            assert str(info.value) == f"already running, PID not written yet (pidfile {path})"
+            assert probe(str(path)) == pidfile_module.PidStatus(True, True, None)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # the holder's own PID counts
+            with pytest.raises(AlreadyRunning, match=f"already running, PID {os.getpid()} "):
+                PidFile(str(path)).acquire()
+            assert probe(str(path)) == pidfile_module.PidStatus(True, True, os.getpid())
+        finally:
+            os.close(fd)
+        assert probe(str(path)) == pidfile_module.PidStatus(True, False, os.getpid())  # unlocked: as it is
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_a_zombie_pid_is_stale(path):

@@ -7,6 +7,9 @@ zombie, garbage). The lock belongs to the open file description, so it
 survives the forks of daemonizing and dies with the last process holding it,
 including after ``kill -9``. Probing (``status``, ``stop``) uses ``F_OFD_GETLK``,
 which never takes the lock, so a probe cannot make a starting daemon fail.
+The PID a locked pidfile names counts only once the process it names has the
+file open: a start that has just locked a stale pidfile still shows the stale
+PID for a moment, and a losing start must not report it (nor ``stop`` signal it).
 
 The pidfile is never opened through a symlink (``O_NOFOLLOW``) nor written
 when it has other hard links, and is made readable by everyone (mode 0644) so
@@ -93,11 +96,51 @@ def _open(path: str, flags: int) -> int:
     return fd
 
 
+def _holds_open(pid: int, fd: int) -> Optional[bool]:
+    """Whether process ``pid`` has ``fd``'s file open: False when it surely has not (no such process,
+    or none of its descriptors is that file), None when we cannot tell (another user's process, no /proc)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, and someone else's: /proc may still show its descriptors
+    except (OverflowError, ValueError):
+        return False
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    ours = os.fstat(fd)
+    for name in names:
+        try:
+            info = os.stat(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) == (ours.st_dev, ours.st_ino):
+            return True
+    return False
+
+
+def _holder_pid(fd: int) -> Optional[int]:
+    """The PID in a locked pidfile, if it is the holder's own.
+
+    A start that has just locked a stale pidfile still shows the stale PID
+    until it empties the file, and the daemon's PID is written only after it
+    has detached: the PID counts once the process it names has the file open
+    (the lock holder keeps it open for its whole life).
+    """
+    pid = _read_pid(fd)
+    if pid is None or _holds_open(pid, fd) is False:
+        return None
+    return pid
+
+
 def _wait_for_pid(fd: int, timeout: Optional[float] = None) -> Optional[int]:
-    """The PID in the file, waiting a little for a daemon that locked it but has not written it yet."""
+    """The holder's PID, waiting a little for a daemon that locked the file but has not written it yet."""
     deadline = time.monotonic() + (PID_WAIT if timeout is None else timeout)
     while True:
-        pid = _read_pid(fd)
+        pid = _holder_pid(fd)
         if pid is not None or time.monotonic() >= deadline:
             return pid
         time.sleep(0.02)
@@ -135,7 +178,8 @@ def _write_pid(fd: int, pid: int) -> None:
 
 
 class PidStatus:
-    """What a probe of a pidfile found: whether it exists, whether its lock is held, the PID it names."""
+    """What a probe of a pidfile found: whether it exists, whether its lock is held, the PID it names
+    (while it is locked, only the holder's own PID: None until the holder has written it)."""
 
     __slots__ = ("exists", "running", "pid")
 
@@ -164,7 +208,8 @@ def probe(path: str) -> PidStatus:
             return PidStatus(False, False, None)
         raise
     try:
-        return PidStatus(True, _is_locked(fd), _read_pid(fd))
+        running = _is_locked(fd)
+        return PidStatus(True, running, _holder_pid(fd) if running else _read_pid(fd))
     finally:
         os.close(fd)
 
