@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import time
 
 import pytest
 
-from support import is_gone, wait_gone
+from support import DEADLINE, is_gone, wait_gone
 from twistdlite.launch import daemon as daemon_module
 from twistdlite.launch.daemon import Launcher, PipeReadiness, open_descriptors
 from twistdlite.launch.errors import StartError
@@ -86,6 +87,9 @@ def test_a_daemon_that_dies_without_a_word(tmp_path):
 def test_a_silent_daemon_is_killed_at_the_deadline():
     launcher, proc = fake_daemon("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
                                  "os.write(w, b'PID %d\\n' % os.getpid())\ntime.sleep(60)", timeout=0.5)
+    # The 0.5 s are the daemon's silence after its PID line, not the interpreter's start-up,
+    # which takes longer than that on a loaded machine (the PID unknown, nothing would be killed).
+    assert select.select([launcher.fd], [], [], DEADLINE)[0], "the fake daemon never wrote its PID"
     began = time.monotonic()
     with pytest.raises(StartError, match=f"^the daemon \\(PID {proc.pid}\\) did not report ready within 0.5 s "
                                          "and was killed$"):
