@@ -156,6 +156,78 @@ def test_the_lock_is_inherited_by_a_fork_and_dies_with_kill_9(path):
     again.release()
 
 
+class SteppedClock:
+    """The pidfile module's ``time``: each sleep moves the clock ``step`` seconds at once and calls ``on_sleep``."""
+
+    def __init__(self, step: float, on_sleep=lambda now: None) -> None:
+        self.now = 0.0
+        self.step = step
+        self.on_sleep = on_sleep
+        self.sleeps = 0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += self.step
+        self.on_sleep(self.now)
+
+
+def holding_child(path):
+    """A forked child holding ``path``'s lock (its PID written) until :func:`os.close` of the returned fd."""
+    held = locked(path)
+    release_r, release_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the "daemon": holds the lock until told to die
+        os.close(release_w)
+        os.read(release_r, 1)
+        os._exit(3)
+    os.close(release_r)
+    held.write(child)
+    held.close()  # the launching command's copy: the child holds the lock now
+    return child, release_w
+
+
+def test_discard_stale_waits_for_a_dying_daemon_to_let_go_of_the_lock(path, monkeypatch):
+    """The launching command sees the readiness pipe close before the dying daemon's lock is gone (the
+    kernel closes its files one by one; a loaded machine deschedules it in between): the stale pidfile
+    is removed once the daemon has exited, however long that takes."""
+    child, release = holding_child(path)
+
+    def dies_late(now: float) -> None:
+        if now == 3.0:  # well after the one second the launching command used to give it
+            os.close(release)
+            wait_until(lambda: pidfile_module.process_gone(child), what="the daemon to exit")
+
+    monkeypatch.setattr(pidfile_module, "time", SteppedClock(0.25, dies_late))
+    try:
+        PidFile(str(path)).discard_stale(child)
+        assert not path.exists()
+    finally:
+        monkeypatch.undo()
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_discard_stale_leaves_a_lock_held_after_the_daemon_is_gone_to_its_holder(path, monkeypatch):
+    """Once the dead daemon has exited, a held lock is a new start's: left alone, without waiting."""
+    child, release = holding_child(path)
+    os.close(release)
+    wait_until(lambda: pidfile_module.process_gone(child), what="the daemon to exit")
+    try:
+        newcomer = locked(path)
+        newcomer.write(os.getpid())
+        clock = SteppedClock(0.25)
+        monkeypatch.setattr(pidfile_module, "time", clock)
+        PidFile(str(path)).discard_stale(child)
+        monkeypatch.undo()
+        assert clock.sleeps == 0 and path.read_text() == f"{os.getpid()}\n"
+        newcomer.release()
+    finally:
+        os.waitpid(child, 0)
+
+
 def test_the_lock_is_dropped_across_exec(path):
     """An exec'd child (a service's subprocess) must not keep the daemon's lock alive."""
     held = locked(path)

@@ -24,7 +24,7 @@ import click
 from twistdlite.launch import durations
 from twistdlite.launch.errors import LaunchError, UsageError
 from twistdlite.launch.options import Options
-from twistdlite.launch.pidfile import PidStatus, probe
+from twistdlite.launch.pidfile import PidStatus, probe, process_gone
 
 #: LSB exit statuses for ``status``.
 RUNNING, DEAD_WITH_PIDFILE, NOT_RUNNING, UNKNOWN = 0, 1, 3, 4
@@ -50,22 +50,6 @@ def pidfile_path(options: Options) -> str:
         inside = os.path.normpath(os.path.join("/", path))
         path = os.path.join(options.chroot, inside.lstrip("/"))
     return path
-
-
-def process_gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state in ("Z", "X")
 
 
 def _options(ctx: click.Context) -> Options:

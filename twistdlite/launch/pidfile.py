@@ -137,13 +137,30 @@ def _holder_pid(fd: int) -> Optional[int]:
 
 
 def _wait_for_pid(fd: int, timeout: Optional[float] = None) -> Optional[int]:
-    """The holder's PID, waiting a little for a daemon that locked the file but has not written it yet."""
+    """The holder's PID, waiting a little for a daemon that locked the file but has not written it yet
+    (None at the deadline, or at once when the lock is no longer held)."""
     deadline = time.monotonic() + (PID_WAIT if timeout is None else timeout)
     while True:
         pid = _holder_pid(fd)
-        if pid is not None or time.monotonic() >= deadline:
+        if pid is not None or time.monotonic() >= deadline or not _is_locked(fd):
             return pid
         time.sleep(0.02)
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (a zombie counts as gone: it has closed its files, so its locks)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
 
 
 def _unlink_as_real_user(path: str) -> None:
@@ -242,12 +259,16 @@ class PidFile:
         #: The PID a stale pidfile named when it was replaced ("" if it held garbage).
         self.stale: Optional[str] = None
 
-    def acquire(self) -> None:
-        """Lock the pidfile; :class:`AlreadyRunning` if a live process holds it."""
+    def acquire(self, pid_wait: Optional[float] = None) -> None:
+        """Lock the pidfile; :class:`AlreadyRunning` if a live process holds it (naming its PID, which a
+        holder that is still starting is given ``pid_wait`` seconds, :data:`PID_WAIT` by default, to write)."""
         while True:
             fd = _open(self.path, os.O_RDWR | os.O_CREAT)
             if not _try_lock(fd):
-                pid = _wait_for_pid(fd)
+                pid = _wait_for_pid(fd, pid_wait)
+                if pid is None and not _is_locked(fd):
+                    os.close(fd)  # the holder let go while we waited: try again
+                    continue
                 os.close(fd)
                 who = f"PID {pid}" if pid else "PID not written yet"
                 raise AlreadyRunning(f"already running, {who} (pidfile {os.path.abspath(self.path)})")
@@ -291,19 +312,24 @@ class PidFile:
             forks.forget(fd)
             os.close(fd)
 
-    def discard_stale(self, pid: Optional[int], timeout: float = 1.0) -> None:
+    def discard_stale(self, pid: Optional[int], timeout: float = 10.0) -> None:
         """Remove the pidfile a daemon that died (``pid``) left behind, unless someone holds it now.
 
-        The dying process may still be closing its descriptors, so a held lock
-        is retried for up to ``timeout`` seconds.
+        The launching command learns of the death when the readiness pipe
+        closes, which the dying process may do before it lets go of the pidfile
+        (the kernel releases its files one by one, and a loaded machine can
+        deschedule it in between): a held lock is retried until ``pid`` has
+        exited, for up to ``timeout`` seconds (one second when ``pid`` is not
+        known). A lock still held once ``pid`` is gone is someone else's.
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (timeout if pid is not None else min(timeout, 1.0))
         while True:
+            exited = pid is not None and process_gone(pid)
             try:
-                self.acquire()
+                self.acquire(pid_wait=0)
                 break
             except AlreadyRunning:
-                if time.monotonic() >= deadline:
+                if exited or time.monotonic() >= deadline:
                     return
                 time.sleep(0.01)
             except LaunchError:
@@ -346,7 +372,7 @@ class NoPidFile:
     fd = None
     stale = None
 
-    def acquire(self) -> None:
+    def acquire(self, pid_wait: Optional[float] = None) -> None:
         """Nothing to lock."""
 
     def write(self, pid: int) -> None:
@@ -355,7 +381,7 @@ class NoPidFile:
     def close(self) -> None:
         """Nothing to close."""
 
-    def discard_stale(self, pid: Optional[int], timeout: float = 1.0) -> None:
+    def discard_stale(self, pid: Optional[int], timeout: float = 10.0) -> None:
         """Nothing to discard."""
 
     def release(self) -> None:
