@@ -528,6 +528,104 @@ def test_a_failing_awaitable_stop_still_stops_the_rest():
     assert ("stop-end", "a") in log
 
 
+def test_stop_service_stops_a_tree_as_stop_service_does_but_gives_no_deferred():
+    """What the launcher calls: the same stops in the same order, None when they are over (no Deferred made),
+    else what to await; a synchronous stop's error is raised."""
+    log: list = []
+    inner = tree(log, Recorder("b1", log), Recorder("b2", log))
+    outer = tree(log, Recorder("a", log), inner, Recorder("c", log))
+    outer.startService()
+    log.clear()
+    assert service.stop_service(outer) is None
+    assert log == [("stop", "c"), ("stop", "b2"), ("stop", "b1"), ("stop", "a")]
+    assert not outer.running and not inner.running
+
+    failing = tree(log, Recorder("x", log, fail_stop=True), Recorder("y", log))
+    failing.startService()
+    log.clear()
+    with pytest.raises(ValueError, match="x cannot stop"):
+        service.stop_service(failing)
+    assert log == [("stop", "y"), ("stop", "x")]
+
+
+def test_stop_service_with_an_awaitable_child_gives_what_to_await():
+    log: list = []
+    parent = tree(log, Recorder("a", log), AsyncRecorder("b", log), Recorder("c", log))
+
+    async def main() -> None:
+        await parent.startService()
+        log.clear()
+        pending = service.stop_service(parent)
+        assert asyncio.iscoroutine(pending)
+        await pending
+
+    asyncio.run(main())
+    assert [name for what, name in log if what in ("stop", "stop-begin", "stop-end")] == ["c", "b", "b", "a"]
+
+
+def test_stop_service_calls_a_stop_service_that_was_overridden_on_the_class_or_the_instance():
+    log: list = []
+
+    class Own(MultiService):
+        def stopService(self):
+            log.append("own stopService")
+            return MultiService.stopService(self)
+
+    own = Own()
+    own.startService()
+    stopped = service.stop_service(own)  # the override's result, as it is: a Deferred here
+    assert log == ["own stopService"] and stopped.called
+    replaced = MultiService()
+    replaced.startService()
+    replaced.stopService = lambda: "replaced"
+    assert service.stop_service(replaced) == "replaced"
+    assert replaced.running  # the instance's stopService ran, not the class's
+
+
+def test_stop_service_of_a_parent_calls_a_childs_overridden_stop_service():
+    log: list = []
+
+    class Own(Recorder):
+        def stopService(self):
+            return succeed_with(Recorder.stopService(self))
+
+    def succeed_with(value):
+        from twistdlite.defer import succeed
+        return succeed(value)
+
+    parent = tree(log, Recorder("a", log), Own("own", log))
+    parent.startService()
+    log.clear()
+    assert service.stop_service(parent) is None  # the child's Deferred had fired: nothing left to await
+    assert log == [("stop", "own"), ("stop", "a")]
+
+
+def test_ports_stop_without_a_deferred_and_their_stop_service_still_returns_one():
+    from twistdlite import internet
+    from twistdlite.defer import Deferred
+    from twistdlite.protocol import DatagramProtocol, Factory, Protocol
+
+    async def main() -> list:
+        outcomes = []
+        for make in (lambda: internet.TCPServer(0, Factory.forProtocol(Protocol), interface="127.0.0.1"),
+                     lambda: internet.UDPServer(0, DatagramProtocol(), interface="127.0.0.1")):
+            plain, deferred = make(), make()
+            for server in (plain, deferred):
+                server.privilegedStartService()
+                await server.startService()
+            pending = service.stop_service(plain)
+            assert asyncio.iscoroutine(pending)
+            await pending
+            stopped = deferred.stopService()
+            assert isinstance(stopped, Deferred)
+            await stopped
+            outcomes.append((plain.running, plain._port, deferred.running, deferred._port))
+            assert service.stop_service(plain) is None  # stopped already: nothing to await
+        return outcomes
+
+    assert asyncio.run(main()) == [(False, None, False, None)] * 2
+
+
 def test_adding_and_disowning_asynchronous_children_while_running():
     log: list = []
     parent = tree(log)

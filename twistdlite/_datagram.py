@@ -302,11 +302,20 @@ class DatagramPort:
 
     def stopListening(self) -> Any:
         """Close the socket; awaitable until ``stopProtocol`` has run."""
+        lost = self._stopListening()
+        if lost is None:
+            return Done()
+        from twistdlite._aio import as_deferred
+
+        return as_deferred(lost)
+
+    def _stopListening(self) -> Any:
+        """:meth:`stopListening` without the Deferred: None, or the future done once ``stopProtocol`` has run."""
         self._stopped = True
         transport, self.transport = self.transport, None
         sock, self.socket = self.socket, None
         if sock is None and transport is None:
-            return Done()
+            return None
         where = self._where()
         if transport is not None:
             transport.close()  # closes the socket; connection_lost stops the protocol
@@ -315,10 +324,8 @@ class DatagramPort:
             sock.close()
         self._closed()
         if transport is not None and self._lost is not None:
-            from twistdlite._aio import as_deferred
-
-            return as_deferred(self._lost)
-        return Done()
+            return self._lost
+        return None
 
     loseConnection = stopListening
 

@@ -552,6 +552,11 @@ class StreamPort:
 
     def stopListening(self) -> Done:
         """Stop accepting connections and close the listening socket (at once; awaitable)."""
+        self._stopListening()
+        return Done()
+
+    def _stopListening(self) -> None:
+        """:meth:`stopListening` without the Deferred (a service's stop: see service.stop_service)."""
         self._stopped = True
         server, self.server = self.server, None
         sock, self.socket = self.socket, None
@@ -568,7 +573,6 @@ class StreamPort:
         if self._factory_started:
             self._factory_started = False
             self.factory.doStop()
-        return Done()
 
     loseConnection = stopListening
 

@@ -21,7 +21,7 @@ import logging
 from typing import Any, Callable, Optional
 
 from twistdlite._aio import Done
-from twistdlite.service import Service
+from twistdlite.service import Service, _as_stop_deferred, _stops_plainly, maybe_await
 
 __all__ = [
     "TCPServer",
@@ -87,19 +87,23 @@ class _PortService(Service):
                 self._releasePrivileged()
             raise
 
+    @_stops_plainly
     def stopService(self) -> Any:
         """Stop listening and close this service's connections; returns a Deferred (also awaitable)."""
-        from twistdlite.defer import ensureDeferred, succeed
+        return _as_stop_deferred(self._stopPlainly)
 
+    def _stopPlainly(self) -> Any:
+        """:meth:`stopService` without the Deferred: None, or a coroutine (see service.stop_service)."""
         Service.stopService(self)
         port, self._port = self._port, None
         if port is None:
-            return succeed(None)
-        return ensureDeferred(self._stop_port(port))
+            return None
+        return self._stop_port(port)
 
     @staticmethod
     async def _stop_port(port: Any) -> None:
-        await port.stopListening()
+        stop = getattr(port, "_stopListening", None)  # twistdlite's ports: the same, without a Deferred
+        await maybe_await(stop() if stop is not None else port.stopListening())
         await port.loseAllConnections()
 
     def getHost(self) -> Any:

@@ -472,6 +472,7 @@ class Serving:
         """'before shutdown' triggers and stopService (bounded together; a second signal cuts them short),
         the 'during' and 'after' triggers, then save the .tap; the exit status."""
         from twistdlite import _events
+        from twistdlite.service import stop_service  # stopService(), without a Deferred where it would only wrap one
 
         code = 0
         outcome = "done"
@@ -480,7 +481,7 @@ class Serving:
             with signals.deadline(self.options.shutdown_timeout, signals.StopDeadline), \
                     signals.second_signal_interrupts():
                 triggers = _events.run_phase("shutdown", "before")  # the .tac's first, then stopService, as twistd
-                result = service.stopService()
+                result = stop_service(service)
         except signals.StopDeadline as exc:  # a stopService that blocked: bounded like an awaited one
             result, code = None, 1
             outcome = self._stop_cut_short(exc)
