@@ -200,6 +200,23 @@ def test_a_signal_before_the_loop_is_replayed():
     assert signals.take_early() == []
 
 
+def test_what_the_stop_set_off_runs_before_the_tap_is_saved(monkeypatch):
+    """A transport closed during the stop calls connection_lost on the loop's next turn: before the save pickles
+    the application (its port still listing the connection otherwise), even when every stop was synchronous."""
+    seen = []
+
+    class Closing(service.Service):
+        def stopService(self):
+            service.Service.stopService(self)
+            asyncio.get_running_loop().call_soon(seen.append, "connection lost")
+
+    monkeypatch.setattr(Serving, "_save", lambda self: seen.append("saved") or 0)
+    application = service.Application("app")
+    Closing().setServiceParent(application)
+    code, _, _ = serve(application, Options(no_save=False), during=stop_when_ready)
+    assert code == 0 and seen == ["connection lost", "saved"]
+
+
 def test_sighup_and_sigusr1_reach_the_log_setup():
     def poke(serving, loop):
         def later():

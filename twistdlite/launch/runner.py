@@ -504,6 +504,9 @@ class Serving:
             log.info("Server Shut Down.")
             return code
         if not self.options.no_save:
+            # A turn of the loop first, for what the stop set off: a connection its client closed just before
+            # the signal is dropped by its port then (connection_lost), not pickled with the application.
+            await asyncio.sleep(0)
             code = self._save() or code
         log.info("Server Shut Down.")
         return code
