@@ -352,6 +352,25 @@ def test_a_file_changed_a_moment_ago_is_not_kept(www, monkeypatch):
     run(main())
 
 
+def test_a_symbolic_link_inside_is_read_through_each_time(www, monkeypatch, tmp_path):
+    """Its lstat (what a kept copy is checked against) is not its target's: it is not kept, and a link
+    retargeted outside is refused on the next request."""
+    monkeypatch.setattr(static, "SETTLED", -3600.0)
+    link = www / "inside"
+    link.symlink_to(www / "hello.txt")
+
+    async def main():
+        site = site_for(www)
+        for _ in range(2):
+            assert (await fetch(site, b"/inside")).body == b"hello, world\n"
+            assert str(link) not in static._small_files
+        link.unlink()
+        link.symlink_to(www.parent / "secret.txt")
+        assert (await fetch(site, b"/inside")).status == 404
+
+    run(main())
+
+
 def test_kept_files_stay_within_the_memory_bound(www, monkeypatch):
     monkeypatch.setattr(static, "SETTLED", -3600.0)
     monkeypatch.setattr(static, "SMALL_CACHE_BYTES", 25)

@@ -499,6 +499,7 @@ class File(resource.Resource):
         """The file (whole, a range, or 304), a redirect to ``dir/``, or an error page."""
         path = self.path
         unchecked = self.__dict__.get("_unchecked", False) and not self.allowSymlinksOut
+        keep = True
         cached = _small_files.get(path)
         if cached is not None:
             # A small file served before: one stat says whether it is still the same version.
@@ -522,6 +523,7 @@ class File(resource.Resource):
                 if not self._inside(path):
                     return resource.NoResource("File not found.").render(request)
                 fd = os.open(path, _OPEN_FLAGS)
+                keep = False  # (its lstat, the one the next request makes, would never match its target's)
         except (FileNotFoundError, NotADirectoryError):
             return resource.NoResource("File not found.").render(request)
         except OSError:
@@ -537,7 +539,7 @@ class File(resource.Resource):
                     return self._render_directory(request)
                 return resource.ForbiddenResource().render(request)
             handed_over = True
-            return self._render_file(request, fd, info)
+            return self._render_file(request, fd, info, keep)
         finally:
             if not handed_over:
                 os.close(fd)
@@ -557,11 +559,11 @@ class File(resource.Resource):
                 location.decode("latin-1")).encode("latin-1")
         return self.getChild(b"", request).render(request)
 
-    def _render_file(self, request: Any, fd: int, info: os.stat_result) -> Any:
+    def _render_file(self, request: Any, fd: int, info: os.stat_result, keep: bool = True) -> Any:
         """Answer with the open file ``fd`` (closed here, or by the producer that sends it)."""
         owner = _Descriptor(fd)
         try:
-            return self._answer_file(request, owner, info)
+            return self._answer_file(request, owner, info, keep)
         finally:
             if owner.fd >= 0:
                 owner.close()
@@ -590,10 +592,10 @@ class File(resource.Resource):
         _file_headers[key] = known
         return known
 
-    def _answer_file(self, request: Any, owner: "_Descriptor", info: os.stat_result) -> Any:
+    def _answer_file(self, request: Any, owner: "_Descriptor", info: os.stat_result, keep: bool = True) -> Any:
         size = info.st_size
         headers = self._file_headers(info)
-        if size <= SMALL_FILE and request.method == b"GET" and _cacheable(info):
+        if keep and size <= SMALL_FILE and request.method == b"GET" and _cacheable(info):
             # Read the whole (small) file once: this answer, and the next ones while it stays the same.
             data = os.pread(owner.fd, size, 0)
             owner.close()
