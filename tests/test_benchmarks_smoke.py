@@ -153,3 +153,10 @@ def test_a_ratio_that_rounds_to_its_target_shows_three_decimals():
 def test_runs_scale_but_never_reach_zero(count):
     assert harness.runs_for(count, 0.001) == 1
     assert harness.runs_for(count, 1.0) == count
+
+
+def test_the_instruction_count_wrapper_ends_each_subject_at_its_first_echo():
+    import startup_instructions
+
+    for argv in startup_instructions.subjects().values():  # without valgrind: exit status 0 once it echoed
+        assert startup_instructions.count(argv, valgrind=False, timeout=60) == 0
