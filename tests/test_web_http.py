@@ -207,6 +207,24 @@ def test_a_head_trickling_in_does_not_extend_its_deadline():
     run(main())
 
 
+def test_a_head_begun_on_an_idle_kept_alive_connection_has_the_head_timeout_not_the_idle_one():
+    unfinished = b"GET /b HTTP/1.1\r\nHost: t\r\n"  # and never the end of this head
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for together in (False, True):  # the next head in a read of its own, or behind a whole request
+            channel, transport = connect(site(timeout=30, headTimeout=0.05))
+            channel.dataReceived(get(b"/a") + (unfinished if together else b""))
+            await settle()
+            if not together:
+                channel.dataReceived(unfinished)
+            began = loop.time()
+            await until(lambda: transport.closed, timeout=5, what="the unfinished head to be cut off")
+            assert loop.time() - began < 5 and one(transport.take()).status == 200
+
+    run(main())
+
+
 def test_a_body_that_stops_coming_is_cut_off():
     async def main():
         channel, transport = connect(site(headTimeout=0.1))

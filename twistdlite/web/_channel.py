@@ -211,8 +211,8 @@ class HTTPChannel(Protocol):
         self._header_count = 0
         self._head_size = 0
         self._head_bytes = 0
-        if self._read_kind == "idle":
-            self._arm_read("head", self.site.headTimeout)
+        # (a head still unfinished when this read is parsed gets its deadline in _run_queue: most come
+        # whole in one read, and need none)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
