@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from support import wait_until
 from twistdlite import service
 from twistdlite.launch import loader, persist
 from twistdlite.launch.errors import LaunchError, LoadError
@@ -440,6 +441,23 @@ def test_the_next_save_removes_only_the_temporary_files_it_can_prove_are_stale(t
     assert (tmp_path / f".App-shutdown.tap.{gone}-link.tmp").is_symlink()
     assert (tmp_path / f".App-shutdown.tap.{gone}-dir.tmp").is_dir()
     persist.load(str(path))
+
+
+def test_a_stale_temporary_file_of_a_zombie_is_removed(tmp_path):
+    """A save killed with SIGKILL where nobody reaps the dead process (PID 1 on this machine does not):
+    its PID still answers kill(0) as a zombie, yet no save is in progress."""
+    import subprocess
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        wait_until(lambda: open(f"/proc/{zombie.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+                   what="a zombie")
+        stale = tmp_path / f".App-shutdown.tap.{zombie.pid}-abcd1234.tmp"
+        stale.write_bytes(b"half a save")
+        assert persist.remove_stale_temp_files(str(tmp_path / "App-shutdown.tap")) == [str(stale)]
+        assert not stale.exists()
+    finally:
+        zombie.wait()
 
 
 @pytest.mark.skipif(not ROOT, reason="needs root to make a file another user owns")

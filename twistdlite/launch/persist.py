@@ -36,6 +36,7 @@ from typing import Any, Optional, Sequence
 
 from twistdlite.launch.errors import LaunchError, LoadError
 from twistdlite.launch.options import Options
+from twistdlite.launch.pidfile import process_gone
 
 __all__ = [
     "FORMAT_VERSION",
@@ -511,22 +512,13 @@ def _temp_prefix(path: str) -> str:
     return f".{os.path.basename(path)}."
 
 
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists, someone else's
-        return True
-    return True
-
-
 def remove_stale_temp_files(path: str) -> list:
     """Remove the temporary files an interrupted save of ``path`` left (a save killed with SIGKILL).
 
     Only files that are provably a save's own leftovers go: a regular file named
     ``.NAME.PID-RANDOM.tmp`` beside ``path``, owned by this user, whose PID names
-    no live process (nor this one). Anything else is left alone. Returns the paths removed.
+    no live process (nor this one; a zombie is not live). Anything else is left alone.
+    Returns the paths removed.
     """
     import re
 
@@ -542,7 +534,7 @@ def remove_stale_temp_files(path: str) -> list:
         if match is None:
             continue
         pid = int(match.group(1))
-        if pid == os.getpid() or _process_exists(pid):
+        if pid == os.getpid() or not process_gone(pid):  # a zombie is gone (where PID 1 does not reap, for good)
             continue
         stale = os.path.join(directory, name)
         try:
