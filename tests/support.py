@@ -145,7 +145,15 @@ def is_gone(pid: int) -> bool:
             state = handle.read().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError):
         return True
-    return state in ("Z", "X")
+    if state not in ("Z", "X"):
+        return False
+    # It died between the two looks: reap it now if it is ours, or it stays a zombie (its PID
+    # still answers kill(pid, 0)) for the rest of the session.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return True
 
 
 def children(parent: Optional[int] = None, zombies: bool = False) -> set:
