@@ -411,6 +411,44 @@ def test_a_real_sigterm_stops_the_run_even_when_another_thread_takes_it(reactor,
     assert "Received SIGTERM, shutting down." in caplog.text
 
 
+class SignalUser(service.Service):
+    """A service that handles SIGWINCH with the loop's own add_signal_handler."""
+
+    def __init__(self):
+        self.received = []
+
+    def startService(self):
+        service.Service.startService(self)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGWINCH, self.received.append, "winch")
+
+    def stopService(self):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGWINCH)
+        return service.Service.stopService(self)
+
+
+@pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
+def test_a_service_s_own_loop_signal_handler_runs_during_the_run(reactor):
+    """The run's handlers must not take the loop's signal pipe from a service's add_signal_handler (uvloop
+    dispatches those only from its own wakeup fd)."""
+    user = SignalUser()
+
+    def winch_when_ready(serving, loop):
+        def check():
+            if user.received:
+                serving.request_stop()
+            elif serving.readiness.said:
+                os.kill(os.getpid(), signal.SIGWINCH)
+                loop.call_later(0.05, check)
+            else:
+                loop.call_later(0.01, check)
+        check()
+        loop.call_later(5, serving.request_stop)
+
+    code, _, _ = serve(app(user), during=winch_when_ready, reactor=reactor)
+    assert code == 0
+    assert user.received[:1] == ["winch"]
+
+
 @pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
 def test_the_run_puts_back_the_signal_handlers_it_found(reactor):
     def mine(signum, frame):

@@ -64,13 +64,22 @@ class LoopSignals:
     thread while the main one sleeps in the loop's poll still wakes it: a
     wakeup fd of our own (``signal.set_wakeup_fd``) is watched by the loop, so
     the main thread runs the handler at once. The same on asyncio's loop and
-    on uvloop's. Use it from the main thread, on the loop's thread.
+    on uvloop's (uvloop's own wakeup fd, which it sets while it runs, does the
+    same: ours would hide it from a service's ``add_signal_handler``). Use it
+    from the main thread, on the loop's thread.
     :meth:`restore` puts back the handlers and the wakeup fd found before.
     """
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop
         self.previous: dict = {}
+        self.reader: Optional[socket.socket] = None
+        self.writer: Optional[socket.socket] = None
+        if type(loop).__module__.partition(".")[0] == "uvloop":
+            # uvloop sets a wakeup fd of its own whenever it runs in the main thread, and on each wake runs
+            # the Python handlers (ours among them); the handlers of its add_signal_handler (a service's) are
+            # dispatched only from that fd's bytes: taking it over would leave them never called.
+            return
         self.reader, self.writer = socket.socketpair()
         self.reader.setblocking(False)
         self.writer.setblocking(False)
@@ -101,15 +110,16 @@ class LoopSignals:
 
     def close_in_child(self) -> None:
         """In a child forked while they were in effect: close its copies of the wakeup pair (no loop call)."""
-        self.reader.close()
-        self.writer.close()
+        if self.reader is not None:
+            self.reader.close()
+            self.writer.close()
 
     def restore(self) -> None:
         """Put back the handlers and the wakeup fd found before; close our own (once)."""
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         self.previous.clear()
-        if self.reader.fileno() < 0:
+        if self.reader is None or self.reader.fileno() < 0:
             return
         signal.set_wakeup_fd(self.old_wakeup)
         if not self.loop.is_closed():
