@@ -444,3 +444,93 @@ def test_a_saved_observer_file_is_never_reopened_through_a_symlink(tmp_path):
                                                "it is a symbolic link"):
         pickle.loads(data)
     assert (tmp_path / "target").read_text() == ""
+
+
+class _PausableTransport(_FakeTransport):
+    """A fake transport that also takes pause_reading/resume_reading."""
+
+    reading = True
+
+    def pause_reading(self):
+        self.reading = False
+
+    def resume_reading(self):
+        self.reading = True
+
+
+@pytest.mark.parametrize("session", [0, 1, 255, 256, 257, 511, 512, 70000, 2**40 + 3])
+def test_a_connections_session_number_is_kept_whatever_its_size_and_state(session):
+    """The log prefix carries the accept-order number however it is stored, through pause, producers and close."""
+    import asyncio
+
+    from twistdlite import protocol
+    from twistdlite._transport import protocol_factory_for
+
+    log, out = capturing_logger()
+
+    class Owner:
+        def __init__(self, first):
+            self.next = first
+            self.connections = []
+
+        def next_session(self):
+            number, self.next = self.next, self.next + 1
+            return number
+
+        def connection_started(self, adapter):
+            self.connections.append(adapter)
+
+        def connection_ended(self, adapter, reason=None):
+            self.connections.remove(adapter)
+
+    class P(protocol.Protocol):
+        def dataReceived(self, data):
+            log.info("got %s", data.decode())
+
+        def connectionLost(self, reason):
+            log.info("lost")
+
+    class Producer:
+        def pauseProducing(self):
+            pass
+
+        def resumeProducing(self):
+            pass
+
+        def stopProducing(self):
+            log.info("stop producing")
+
+    owner = Owner(session)
+    build = protocol_factory_for(protocol.ServerFactory.forProtocol(P), "TCP", owner)
+    first, second = build(), build()
+    first.connection_made(_PausableTransport())
+    second.connection_made(_PausableTransport(("10.0.0.9", 1)))
+    assert (first.session, second.session) == (session, session + 1)
+    assert first.proto.transport.logPrefix() == f"P,{session},127.0.0.1"
+    first.pauseProducing()  # what arrives now is held: the state the session shares room with
+    first.data_received(b"held")
+    assert first.session == session and not first.transport.reading and first.held == b"held"
+    first.registerProducer(Producer(), True)
+    assert first.session == session and second.session == session + 1
+    assert second.producer is None and second.held is None  # nothing shared leaks to a neighbour
+
+    async def resume():
+        first.resumeProducing()  # the held data is delivered on the loop's next turn
+        await asyncio.sleep(0)
+
+    asyncio.run(resume())
+    assert first.held is None and first.transport.reading
+    second.data_received(b"other")
+    first.loseConnection()
+    assert first.disconnecting and not second.disconnecting and first.connected
+    first.connection_lost(None)
+    second.connection_lost(None)
+    assert not first.connected and first.session == session and second.session == session + 1
+    assert owner.connections == []
+    assert bodies(out) == [
+        f"[P,{session},127.0.0.1] got held",
+        f"[P,{session + 1},10.0.0.9] got other",
+        f"[P,{session},127.0.0.1] stop producing",
+        f"[P,{session},127.0.0.1] lost",
+        f"[P,{session + 1},10.0.0.9] lost",
+    ]

@@ -30,18 +30,21 @@ def is_twisted_factory(factory: Any) -> bool:
     return hasattr(factory, "buildProtocol")
 
 
-#: Bits of :attr:`StreamAdapter.flags`.
-_USER_PAUSED = 1  # the protocol (or a consumer it feeds) called pauseProducing()
-_WRITE_PAUSED = 2  # asyncio's send buffer is over its high-water mark
-_ABORTED = 4  # abortConnection(), or a callback raised
-_DISCONNECTING = 8  # loseConnection() or abortConnection() was called
-_PULL = 16  # the registered producer is a pull producer
-_EOF = 32  # the peer's EOF came while reading was paused: close once the held data is delivered
-_DELIVERY = 64  # the delivery of held data is scheduled
-_LOST = 128  # connection_lost has run
-#: The connection's session number (its place among its port's connections) is kept in the
-#: same int, above the flag bits: one int object per connection, not two.
-_SESSION_SHIFT = 8
+#: The low 8 bits of :attr:`StreamAdapter.flags` are the low 8 bits of the connection's
+#: session number (its place among its port's connections); the rest (``session >> 8``) is
+#: kept by a :class:`_Block` shared by 256 connections. The flag bits sit above them. So
+#: the flags of an idle connection are 0-255, one of the ints Python caches: no int object
+#: per connection (``session << 8 | bits`` cost every connection past the first 32 bytes).
+_SESSION_BITS = 8
+_SESSION_LOW = (1 << _SESSION_BITS) - 1
+_USER_PAUSED = 1 << 8  # the protocol (or a consumer it feeds) called pauseProducing()
+_WRITE_PAUSED = 2 << 8  # asyncio's send buffer is over its high-water mark
+_ABORTED = 4 << 8  # abortConnection(), or a callback raised
+_DISCONNECTING = 8 << 8  # loseConnection() or abortConnection() was called
+_PULL = 16 << 8  # the registered producer is a pull producer
+_EOF = 32 << 8  # the peer's EOF came while reading was paused: close once the held data is delivered
+_DELIVERY = 64 << 8  # the delivery of held data is scheduled
+_LOST = 128 << 8  # connection_lost has run
 #: While any of these is set, what arrives is held, not delivered.
 _HOLD = _USER_PAUSED | _DELIVERY
 
@@ -49,7 +52,7 @@ _HOLD = _USER_PAUSED | _DELIVERY
 class _Site:
     """What every connection of one port or connector shares (one per port, not per connection)."""
 
-    __slots__ = ("factory", "kind", "owner", "thread")
+    __slots__ = ("factory", "kind", "owner", "thread", "block")
 
     def __init__(self, factory: Any, kind: str, owner: Any, thread: int) -> None:
         self.factory = factory
@@ -57,6 +60,15 @@ class _Site:
         self.owner = owner
         #: The thread of the loop the connections run on (the ``thread`` of their log marks).
         self.thread = thread
+        #: The :class:`_Block` of the latest connections (None before session 256).
+        self.block: Optional[_Block] = None
+
+    def block_for(self, high: int) -> "_Block":
+        """The shared :class:`_Block` of the sessions whose ``session >> 8`` is ``high``."""
+        block = self.block
+        if block is None or block.high != high:
+            block = self.block = _Block(high)
+        return block
 
 
 class _NoOwner:
@@ -76,13 +88,36 @@ class _NoOwner:
 
 
 class _Aux:
-    """A connection's rarely used state: a registered producer, data held while paused."""
+    """A connection's rarely used state: a registered producer, data held while paused.
 
-    __slots__ = ("producer", "held")
+    ``high`` is the connection's ``session >> 8`` (see :data:`_SESSION_BITS`).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("producer", "held", "high")
+
+    def __init__(self, high: int = 0) -> None:
         self.producer: Any = None
         self.held: Optional[bytes] = None
+        self.high = high
+
+
+class _Block(_Aux):
+    """The ``_aux`` of the idle connections whose ``session >> 8`` is ``high``: shared, never written.
+
+    A connection that needs a producer or held data gets an :class:`_Aux` of its own first.
+    """
+
+    __slots__ = ()
+
+
+def _own_aux(adapter: "StreamAdapter") -> _Aux:
+    """The adapter's own :class:`_Aux` (made, keeping its session, when it has none or a shared one)."""
+    aux = adapter._aux
+    if aux is None:
+        aux = adapter._aux = _Aux()
+    elif type(aux) is _Block:
+        aux = adapter._aux = _Aux(aux.high)
+    return aux
 
 
 class StreamAdapter(asyncio.Protocol):
@@ -116,7 +151,8 @@ class StreamAdapter(asyncio.Protocol):
         self.proto: Any = None
         self.transport: Any = None
         self.flags = 0
-        self._aux: Optional[_Aux] = None  # the rarely used state, made when first needed
+        # The rarely used state, made when first needed (or a _Block, shared, holding the session's high part).
+        self._aux: Optional[_Aux] = None
         # The links of the owner's list of connections (see twistdlite._ports.ConnectionList).
         self._prev: Any = None
         self._next: Any = None
@@ -130,10 +166,10 @@ class StreamAdapter(asyncio.Protocol):
     @producer.setter
     def producer(self, producer: Any) -> None:
         aux = self._aux
-        if aux is None:
+        if aux is None or type(aux) is _Block:
             if producer is None:
                 return
-            aux = self._aux = _Aux()
+            aux = _own_aux(self)
         aux.producer = producer
 
     @property
@@ -145,16 +181,18 @@ class StreamAdapter(asyncio.Protocol):
     @held.setter
     def held(self, data: Optional[bytes]) -> None:
         aux = self._aux
-        if aux is None:
+        if aux is None or type(aux) is _Block:
             if data is None:
                 return
-            aux = self._aux = _Aux()
+            aux = _own_aux(self)
         aux.held = data
 
     @property
     def session(self) -> int:
         """The connection's number among its port's (or connector's) connections, from 0."""
-        return self.flags >> _SESSION_SHIFT
+        aux = self._aux
+        low = self.flags & _SESSION_LOW
+        return low if aux is None else aux.high << _SESSION_BITS | low
 
     # -- the log mark (see twistdlite.logger.SystemContext) -------------------------------
     @property
@@ -296,7 +334,10 @@ class StreamAdapter(asyncio.Protocol):
         self.transport = transport
         site = self.site
         owner = site.owner
-        self.flags = owner.next_session() << _SESSION_SHIFT
+        session = owner.next_session()
+        self.flags = session & _SESSION_LOW
+        if session > _SESSION_LOW:
+            self._aux = site.block_for(session >> _SESSION_BITS)
         addr = from_sockaddr(site.kind, transport.get_extra_info("peername"))
         factory = site.factory
         try:
