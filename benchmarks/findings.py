@@ -111,7 +111,13 @@ _IDLE_MEM_VS_BARE = (
     "protocol object Twisted's API implies (a `LineReceiver` with its buffer and flags) beside asyncio's own "
     "transport, where the bare protocol keeps only its transport. **Fixes made** by the network helper "
     "(issue 11, 433cfe2): one slotted object per stream connection (adapter and transport together), the log "
-    "system built only when a line is logged. What is left is the protocol instance of the user's class."
+    "system built only when a line is logged; and (connmem helper) no int object per connection for the "
+    "flags and the session number (an idle connection's flags are a cached small int, the session's high "
+    "part shared by 256 connections): 128 → 96 B above the bare protocol on uvloop (tracemalloc), RSS 1473 → "
+    "1440 B/conn against bare uvloop's 1344. What is left is the adapter (80 B) and the protocol instance of "
+    "the user's class (104 B) where the bare server keeps one 92 B object. The bare uvloop figure itself "
+    "moves between two steady values (~1185 and 1292 B) from round to round, by when uvloop's tables grow, "
+    "and twistdlite's with it; the ratio is 1.07-1.08× either way."
 )
 
 _IDLE_MEM_VS_TWISTD = (
