@@ -217,6 +217,27 @@ def test_what_the_stop_set_off_runs_before_the_tap_is_saved(monkeypatch):
     assert code == 0 and seen == ["connection lost", "saved"]
 
 
+def test_a_shutdown_trigger_first_added_by_a_stop_service_still_runs(monkeypatch):
+    """The stop runs the system event phases only when a trigger was ever added (the module imported): one
+    added by a stopService itself, the first of the run, still runs in its 'during' or 'after' phase."""
+    import twistdlite
+    from twistdlite import reactor
+
+    monkeypatch.delitem(sys.modules, "twistdlite._events", raising=False)  # no trigger added so far
+    monkeypatch.delattr(twistdlite, "_events", raising=False)  # (the module comes back after the test)
+    seen = []
+
+    class Adding(service.Service):
+        def stopService(self):
+            service.Service.stopService(self)
+            reactor.addSystemEventTrigger("after", "shutdown", seen.append, "after shutdown")
+
+    application = service.Application("app")
+    Adding().setServiceParent(application)
+    code, _, _ = serve(application, during=stop_when_ready)
+    assert code == 0 and seen == ["after shutdown"]
+
+
 def test_sighup_and_sigusr1_reach_the_log_setup():
     def poke(serving, loop):
         def later():

@@ -471,16 +471,17 @@ class Serving:
     async def _stop(self, service: Any) -> int:
         """'before shutdown' triggers and stopService (bounded together; a second signal cuts them short),
         the 'during' and 'after' triggers, then save the .tap; the exit status."""
-        from twistdlite import _events
-        from twistdlite.service import stop_service  # stopService(), without a Deferred where it would only wrap one
+        from twistdlite.service import maybe_await, stop_service  # stop_service: no Deferred where it would only wrap one
 
+        events = sys.modules.get("twistdlite._events")  # not imported: no system event trigger was ever added
         code = 0
         outcome = "done"
         triggers: list = []
         try:
             with signals.deadline(self.options.shutdown_timeout, signals.StopDeadline), \
                     signals.second_signal_interrupts():
-                triggers = _events.run_phase("shutdown", "before")  # the .tac's first, then stopService, as twistd
+                if events is not None:  # the .tac's 'before shutdown' triggers first, then stopService, as twistd
+                    triggers = events.run_phase("shutdown", "before")
                 result = stop_service(service)
         except signals.StopDeadline as exc:  # a stopService that blocked: bounded like an awaited one
             result, code = None, 1
@@ -489,16 +490,19 @@ class Serving:
             log.exception("Error while stopping the application")
             result, code = None, 1
         if inspect.isawaitable(result) or triggers:
-            task = asyncio.ensure_future(_events.wait_with(result, triggers))
+            task = asyncio.ensure_future(events.wait_with(result, triggers) if triggers else maybe_await(result))
             outcome = await self._bounded(task, "stopping the application")
             if outcome == "done" and not task.cancelled() and task.exception() is not None:
                 log.error("Error while stopping the application", exc_info=task.exception())
                 code = 1
             elif outcome != "done":
-                _events.log_unfired(triggers, self.options.shutdown_timeout)
+                if triggers:
+                    events.log_unfired(triggers, self.options.shutdown_timeout)
                 code = 1
-        _events.run_phase("shutdown", "during")
-        _events.run_phase("shutdown", "after")
+        events = sys.modules.get("twistdlite._events")  # (a stopService may have added a trigger)
+        if events is not None:
+            events.run_phase("shutdown", "during")
+            events.run_phase("shutdown", "after")
         if outcome == "forced":
             log.warning("Stopped at once: the services may not have finished stopping; no .tap saved.")
             log.info("Server Shut Down.")
