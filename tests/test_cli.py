@@ -223,6 +223,23 @@ def test_the_api_and_a_tac_run_never_look_for_plugins(tmp_path):
     assert "plugin machinery: []\n" in result.stdout, result.stdout
 
 
+def test_a_tac_that_turns_the_collector_off_or_freezes_its_objects_keeps_it_so(tmp_path):
+    # The CLI defers collections during start-up; its end must not undo what the .tac asked for (as twistd).
+    tac = tmp_path / "gcoff.tac"
+    tac.write_text("import gc, os, signal\nfrom twistdlite import service\n"
+                   "gc.disable()\nkept = [object() for _ in range(100)]\ngc.freeze()\n"
+                   "class Check(service.Service):\n"
+                   "    def startService(self):\n"
+                   "        print('collector on:', gc.isenabled(), 'frozen:', gc.get_freeze_count() > 0,\n"
+                   "              'thresholds:', gc.get_threshold()[0] > 0, flush=True)\n"
+                   "        os.kill(os.getpid(), signal.SIGTERM)\n"
+                   "application = service.Application('gcoff')\n"
+                   "Check().setServiceParent(application)\n")
+    result = run(["-noy", str(tac)], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "collector on: False frozen: True thresholds: True\n" in result.stdout
+
+
 #: What a plain ``-noy`` run of a TCP/UDP .tac does not need, so must not import (each costs start-up time):
 #: difflib (click's suggestions for an unknown option), the .tap code (-o), the stack dumper, the user and
 #: group databases, ClientService, the daemon code, the registry of what a confined run imports first, and

@@ -1,9 +1,9 @@
 """``python -m twistdlite``: the same as the ``twistdlite`` command."""
 
 if __name__ == "__main__":
-    import gc
+    from twistdlite.launch.console import defer_collections
 
-    gc.disable()  # as the console script does (twistdlite.launch.console): back on when the services start
+    defer_collections()  # as the console script does: back on when the services start
     from twistdlite.launch.cli import main
 
     main(prog_name="twistdlite")

@@ -7,7 +7,6 @@ requests that fail exit 1. Every error is one line on stderr:
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from typing import Any, Callable, Optional, Sequence
@@ -407,7 +406,9 @@ def main(argv: Optional[Sequence[str]] = None, prog_name: str = PROG) -> None:
     # Start-up (imports, loading the application) makes objects that live for good: the cyclic
     # collector would scan them again and again for nothing (~4% of a start). The runner turns it
     # back on before the services start (runner.run).
-    gc.disable()
+    from twistdlite.launch.console import defer_collections
+
+    defer_collections()
     code = run_cli(argv, prog_name)
     daemon = sys.modules.get("twistdlite.launch.daemon")
     # The launching command of a daemon that is ready leaves at once, as twistd's does: the

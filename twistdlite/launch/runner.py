@@ -9,7 +9,6 @@ a signal, stop, save the ``.tap``, remove the pidfile.
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import logging
 import os
@@ -18,7 +17,7 @@ import sys
 from typing import Any, Optional
 
 import twistdlite
-from twistdlite.launch import forks, loader, logsetup, notify, privileges, signals
+from twistdlite.launch import console, forks, loader, logsetup, notify, privileges, signals
 from twistdlite.launch.errors import LaunchError, StartError
 from twistdlite.launch.options import Options
 from twistdlite.launch import pidfile as pidfiles
@@ -103,9 +102,7 @@ def run(options: Options) -> int:
             # all still in the youngest generation, go to the oldest first (freeze + unfreeze: two list splices),
             # where collections would have moved them: the first young collection would scan them all (~14 M
             # instructions before the first accept); the next full collection frees the start-up's garbage.
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
+            console.resume_collections()  # (the collector as the application left it: thresholds, frozen objects)
             serve = pool.supervise if pool is not None else run_loop
             if not (options.debug or options.profile or options.spew):
                 return serve(options, application, readiness, logs, uid, gid)
