@@ -384,6 +384,21 @@ def test_kept_files_stay_within_the_memory_bound(www, monkeypatch):
     run(main())
 
 
+def test_two_files_serving_the_same_path_each_answer_with_their_own_types(www):
+    async def main():
+        a = site_for(www, contentTypes={".txt": "text/a"})
+        b = site_for(www, contentTypes={".txt": "text/b"})
+        assert (await fetch(a, b"/hello.txt")).headers["content-type"] == "text/a"
+        assert (await fetch(b, b"/hello.txt")).headers["content-type"] == "text/b"
+        assert (await fetch(a, b"/hello.txt")).headers["content-type"] == "text/a"
+        plain = site_for(www)
+        assert (await fetch(plain, b"/archive.tar.gz")).headers["content-encoding"] == "gzip"
+        other = site_for(www, contentEncodings={".gz": "x-other"})
+        assert (await fetch(other, b"/archive.tar.gz")).headers["content-encoding"] == "x-other"
+
+    run(main())
+
+
 def test_settings_changed_after_serving_apply_to_the_next_request(www):
     import pickle
 

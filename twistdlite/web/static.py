@@ -122,7 +122,7 @@ class Data(resource.Resource):
 
 
 _dates: dict = {}
-#: (path, size, mtime, default type) -> what _file_headers works out for that version of the file.
+#: (path, size, mtime, default type) -> (content types, encodings, what _file_headers works out for that version).
 _file_headers: dict = {}
 
 
@@ -571,9 +571,10 @@ class File(resource.Resource):
     def _file_headers(self, info: os.stat_result) -> tuple:
         """``(etag, modified, {lower name: (name, value)})`` of this file's version (remembered)."""
         key = (self.path, info.st_size, info.st_mtime_ns, self.defaultType)
-        known = _file_headers.get(key)
-        if known is not None:
-            return known
+        entry = _file_headers.get(key)
+        # (the type maps are part of the key by identity: another File may serve the same path with its own)
+        if entry is not None and entry[0] is self.contentTypes and entry[1] is self.contentEncodings:
+            return entry[2]
         ctype, encoding = getTypeAndEncoding(os.path.basename(self.path), self.contentTypes or {},
                                              self.contentEncodings, self.defaultType)
         etag = b'"%x-%x"' % (info.st_size, info.st_mtime_ns)
@@ -589,7 +590,7 @@ class File(resource.Resource):
         known = (etag, modified, fields)
         if len(_file_headers) > 4096:
             _file_headers.clear()
-        _file_headers[key] = known
+        _file_headers[key] = (self.contentTypes, self.contentEncodings, known)
         return known
 
     def _answer_file(self, request: Any, owner: "_Descriptor", info: os.stat_result, keep: bool = True) -> Any:
