@@ -142,7 +142,7 @@ register("twistdlite.web", "twistdlite.web.http", "twistdlite.web.http_headers",
          "html", "urllib.parse", "tempfile", "concurrent.futures", "mimetypes", "twistdlite.error",
          "email.parser", "email.feedparser", "email.policy", "email.message", "base64", "binascii", "quopri",
          when=_web, optional=True, why="twistdlite.web's request handling, listings, WSGI thread pool")
-register("twistdlite.web._byteranges", "secrets", "twistdlite.web._session", "twistdlite.urlpath", when=_web,
+register("twistdlite.web._byteranges", "twistdlite.web._sending", "secrets", "twistdlite.web._session", "twistdlite.urlpath", when=_web,
          optional=True, why="static.File's answers to several byte ranges; sessions; Request.URLPath()")
 # -- --workers: the supervisor and its workers (forked after the drop), --health's responder.
 register("twistdlite.launch.workers", "twistdlite.launch.health", "twistdlite.launch.runner", "ctypes",

@@ -21,17 +21,13 @@ and 14.6):
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import secrets
 from typing import Any, List, Optional, Tuple, Union
 
+from twistdlite.web._sending import CHUNK_SIZE, ChunkSender, ShortSend
+
 __all__ = ["parse_ranges", "multipart", "PartsSender"]
-
-log = logging.getLogger("twistdlite.web")
-
-CHUNK_SIZE = 65536
 
 Span = Tuple[int, int]
 
@@ -97,7 +93,7 @@ def multipart(spans: List[Span], size: int, content_type: bytes) -> Tuple[bytes,
     return boundary, parts, b"\r\n--%s--\r\n" % boundary
 
 
-class PartsSender:
+class PartsSender(ChunkSender):
     """Streams the parts of a multipart/byteranges body from an open file descriptor, as the client reads.
 
     A part the file no longer holds (truncated while sent) is logged as a short
@@ -107,84 +103,35 @@ class PartsSender:
 
     def __init__(self, request: Any, fd: int, parts: List[Tuple[bytes, int, int]], closing: bytes,
                  name: str) -> None:
-        self.request = request
+        super().__init__(request, name)
         self.fd: Optional[int] = fd
         self.parts = parts
         self.closing = closing
-        self.name = name
         self.index = 0  # the part being sent
         self.done = 0  # bytes of it sent
-        self.paused = False
-        self._scheduled: Any = None
 
-    def start(self) -> None:
-        """Register with the request and send what the send buffer takes."""
-        self.request.registerProducer(self, True)
-        self._send()
+    def next_chunk(self) -> Optional[bytes]:
+        """The next chunk of the current part (its head first), then the closing boundary, then None."""
+        if self.index > len(self.parts):
+            return None
+        if self.index == len(self.parts):
+            self.index += 1
+            return self.closing
+        head, offset, length = self.parts[self.index]
+        want = min(CHUNK_SIZE, length - self.done)
+        data = os.pread(self.fd, want, offset + self.done)
+        if len(data) < want:
+            raise ShortSend(f"{self.name} ended before byte {offset + length} of the range announced "
+                            "(truncated while it was sent?)")
+        if self.done == 0:
+            data = head + data
+        self.done += want
+        if self.done == length:
+            self.index += 1
+            self.done = 0
+        return data
 
-    def _send(self) -> None:
-        self._scheduled = None
-        budget = 16  # chunks per turn of the loop: a fast client does not monopolise it
-        request = self.request
-        while not self.paused and self.fd is not None:
-            if self.index == len(self.parts):
-                self._close()
-                request.write(self.closing)
-                request.unregisterProducer()
-                request.finish()
-                return
-            head, offset, length = self.parts[self.index]
-            want = min(CHUNK_SIZE, length - self.done)
-            try:
-                data = os.pread(self.fd, want, offset + self.done)
-            except OSError as exc:
-                log.error("Error reading %s while sending it: %s; closing the connection", self.name, exc)
-                self._cut_short()
-                return
-            if len(data) < want:
-                log.warning("Short send: %s ended before byte %d of the range announced (truncated while it was "
-                            "sent?); closing the connection", self.name, offset + length)
-                self._cut_short()
-                return
-            if self.done == 0:
-                data = head + data
-            self.done += want
-            if self.done == length:
-                self.index += 1
-                self.done = 0
-            request.write(data)
-            budget -= 1
-            if budget == 0:
-                if not self.paused and self.fd is not None:
-                    self._scheduled = asyncio.get_event_loop().call_soon(self._send)
-                return
-
-    def _cut_short(self) -> None:
-        self._close()
-        request = self.request
-        request.unregisterProducer()
-        if not request._disconnected:
-            request._persistent = False
-            request.channel._close(abort=True)
-
-    def pauseProducing(self) -> None:
-        """The client is not keeping up: stop reading the file."""
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        """The client caught up: go on."""
-        self.paused = False
-        if self._scheduled is None and self.fd is not None:
-            self._send()
-
-    def stopProducing(self) -> None:
-        """The connection was lost: close the file."""
-        self._close()
-
-    def _close(self) -> None:
+    def release(self) -> None:
+        """Close the file descriptor."""
         fd, self.fd = self.fd, None
-        if self._scheduled is not None:
-            self._scheduled.cancel()
-            self._scheduled = None
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)

@@ -50,6 +50,7 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 from twistdlite.web import resource
+from twistdlite.web._sending import CHUNK_SIZE, ChunkSender, ShortSend
 
 __all__ = ["File", "DirectoryLister", "loadMimeTypes", "getTypeAndEncoding", "Data"]
 
@@ -57,7 +58,6 @@ log = logging.getLogger("twistdlite.web")
 
 #: Files up to this size are read at once and sent in one write; larger ones are streamed.
 SMALL_FILE = 65536
-CHUNK_SIZE = 65536
 
 _mime_types: Optional[dict] = None
 #: (O_NONBLOCK: opening a FIFO must not block the loop; it is then refused as not a regular file.)
@@ -250,82 +250,31 @@ class _Descriptor:
             os.close(fd)
 
 
-class _FileSender:
+class _FileSender(ChunkSender):
     """Streams part of an open file to a request, a chunk at a time while the client reads."""
 
     def __init__(self, request: Any, handle: Any, offset: int, length: int, name: str) -> None:
-        self.request = request
+        super().__init__(request, name)
         self.handle = handle
         self.remaining = length
         self.length = length
-        self.name = name
-        self.paused = False
-        self._scheduled: Any = None
         handle.seek(offset)
 
-    def start(self) -> None:
-        """Register with the request and send what the send buffer takes."""
-        self.request.registerProducer(self, True)
-        self._send()
+    def next_chunk(self) -> Optional[bytes]:
+        """The next chunk of the span; None once it is all sent."""
+        if self.remaining <= 0:
+            return None
+        data = self.handle.read(min(CHUNK_SIZE, self.remaining))
+        if not data:
+            raise ShortSend(f"{self.name} ended {self.remaining} bytes before the {self.length} announced "
+                            "(truncated while it was sent?)")
+        self.remaining -= len(data)
+        return data
 
-    def _send(self) -> None:
-        self._scheduled = None
-        budget = 16  # chunks per turn of the loop: a fast client does not monopolise it
-        request = self.request
-        while not self.paused and self.handle is not None:
-            if self.remaining <= 0:
-                self._close()
-                request.unregisterProducer()
-                request.finish()
-                return
-            try:
-                data = self.handle.read(min(CHUNK_SIZE, self.remaining))
-            except OSError as exc:
-                log.error("Error reading %s while sending it: %s; closing the connection", self.name, exc)
-                self._cut_short()
-                return
-            if not data:
-                log.warning("Short send: %s ended %d bytes before the %d announced (truncated while it was "
-                            "sent?); closing the connection", self.name, self.remaining, self.length)
-                self._cut_short()
-                return
-            self.remaining -= len(data)
-            request.write(data)
-            budget -= 1
-            if budget == 0:
-                if not self.paused and self.handle is not None:
-                    self._scheduled = asyncio.get_event_loop().call_soon(self._send)
-                return
-
-    def _cut_short(self) -> None:
-        self._close()
-        request = self.request
-        request.unregisterProducer()
-        if not request._disconnected:
-            request._persistent = False
-            request.channel._close(abort=True)
-
-    def pauseProducing(self) -> None:
-        """The client is not keeping up: stop reading the file."""
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        """The client caught up: go on."""
-        self.paused = False
-        if self._scheduled is None and self.handle is not None:
-            self._send()
-
-    def stopProducing(self) -> None:
-        """The connection was lost: close the file."""
-        self._close()
-
-    def _close(self) -> None:
+    def release(self) -> None:
+        """Close the file."""
         handle, self.handle = self.handle, None
-        if self._scheduled is not None:
-            self._scheduled.cancel()
-            self._scheduled = None
-        if handle is not None:
-            handle.close()
+        handle.close()
 
 
 class File(resource.Resource):
