@@ -120,6 +120,13 @@ def _own_aux(adapter: "StreamAdapter") -> _Aux:
     return aux
 
 
+def _set_own(adapter: "StreamAdapter", name: str, value: Any) -> None:
+    """Set ``name`` (producer, held) of the adapter's own :class:`_Aux`; None where it has none is nothing to do."""
+    if value is None and type(adapter._aux) is not _Aux:
+        return
+    setattr(_own_aux(adapter), name, value)
+
+
 class StreamAdapter(asyncio.Protocol):
     """The asyncio protocol driving one Twisted-style protocol, and the transport that protocol sees.
 
@@ -165,12 +172,7 @@ class StreamAdapter(asyncio.Protocol):
 
     @producer.setter
     def producer(self, producer: Any) -> None:
-        aux = self._aux
-        if aux is None or type(aux) is _Block:
-            if producer is None:
-                return
-            aux = _own_aux(self)
-        aux.producer = producer
+        _set_own(self, "producer", producer)
 
     @property
     def held(self) -> Optional[bytes]:
@@ -180,12 +182,7 @@ class StreamAdapter(asyncio.Protocol):
 
     @held.setter
     def held(self, data: Optional[bytes]) -> None:
-        aux = self._aux
-        if aux is None or type(aux) is _Block:
-            if data is None:
-                return
-            aux = _own_aux(self)
-        aux.held = data
+        _set_own(self, "held", data)
 
     @property
     def session(self) -> int:
