@@ -194,6 +194,13 @@ def wait_exit(proc: subprocess.Popen, timeout: float = DEADLINE) -> int:
     return proc.wait(timeout=timeout)
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """At a test's end: kill ``proc`` if it still runs, and reap it (a test leaves no process behind)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout)
+
+
 def kill_hard(pid: int) -> None:
     """SIGKILL ``pid`` if it still runs, and reap it."""
     try:

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from support import ROOT, TWISTDLITE, LineReader, env, wait_exit, wait_until
+from support import ROOT, TWISTDLITE, LineReader, env, stop_process, wait_exit, wait_until
 
 LIMIT = 40  # descriptors the server may have: a dozen are its own, the rest for connections
 CLIENTS = 60
@@ -61,9 +61,7 @@ def test_running_out_of_descriptors_is_logged_in_a_few_lines_and_the_server_reco
     finally:
         for sock in clients:
             sock.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
     assert "Traceback" not in log and "OSError" not in log, log
     failures = [line for line in log.splitlines() if "accept() failed" in line]
     assert len(failures) <= 3, log

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import twistdlite
 from support import (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_NET_BIND_SERVICE, EXAMPLES, ROOT, TWISTDLITE,
-                     LineReader, drop_capabilities, env, listening_port, run, spawn, wait_exit)
+                     LineReader, drop_capabilities, env, listening_port, run, spawn, stop_process, wait_exit)
 from twistdlite.launch import cli
 from twistdlite.launch.errors import NotAvailable
 from twistdlite.launch.options import Options
@@ -281,9 +281,7 @@ def test_a_noy_run_imports_only_what_it_needs_and_serves_with_the_collector_on(t
         assert wait_exit(proc) == 0, out.rest()
         rest = out.rest()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
         proc.stdout.close()
     assert found.group(1) == "[]"
     assert "collector on: True\n" in rest
@@ -506,6 +504,4 @@ def test_a_stale_or_garbage_pidfile_is_replaced_and_logged(tmp_path, content, na
             assert re.search(rf"Removing stale pidfile {re.escape(str(pidfile))} \(it named PID {named}\)", text), text
         assert not pidfile.exists()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)

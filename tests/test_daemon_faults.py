@@ -18,8 +18,8 @@ import pytest
 from daemon_helpers import daemons  # noqa: F401 (the fixture)
 from daemon_helpers import adopted, launch, popen, wait_no_daemon
 from daemon_helpers import open_fds
-from support import (LineReader, is_gone, kill_hard, listening_port, read_pid, wait_for_file_text, wait_gone,
-                     wait_status, wait_until)
+from support import (LineReader, is_gone, kill_hard, listening_port, read_pid, stop_process, wait_for_file_text,
+                     wait_gone, wait_status, wait_until)
 
 
 def failed_start(cwd, services, *args, **env):
@@ -104,9 +104,7 @@ def test_sigterm_while_services_are_still_starting(tmp_path, daemons):
         wait_gone(pid)
         assert "stopped a" in log_of(tmp_path)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_a_stop_that_hangs_is_bounded_and_names_the_service(tmp_path, daemons):
@@ -180,9 +178,7 @@ def test_a_stop_that_hangs_exits_non_zero_in_the_foreground(tmp_path):
         assert "took longer than 0.5 s (still waiting for <HangsStopping 'stuck'>" in out.rest()
         assert not (tmp_path / "twistd.pid").exists()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT])
@@ -289,9 +285,7 @@ def test_twenty_launches_racing_for_one_pidfile(tmp_path, daemons, stale):
         outputs = [LineReader(proc).rest() for proc in procs]
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
     assert sorted(codes) == [0] + [1] * 19, list(zip(codes, outputs))
     pid = daemons.track(read_pid(tmp_path / "twistd.pid"))
     for code, output in zip(codes, outputs):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT, TWISTDLITE, LineReader, connect, env, recv_until, run, wait_exit
+from support import ROOT, TWISTDLITE, LineReader, connect, env, recv_until, run, stop_process, wait_exit
 from twistdlite.launch import debug
 
 TACS = ROOT / "tests" / "tacs"
@@ -127,9 +127,7 @@ def test_an_error_in_a_protocol_callback_opens_pdb_and_the_server_goes_on(tmp_pa
         assert wait_exit(proc) == 0
         assert "ValueError: bad line boom-culprit" in out.rest()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 def test_sigusr2_breaks_into_pdb(tmp_path):
@@ -147,9 +145,7 @@ def test_sigusr2_breaks_into_pdb(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 def test_root_cause_follows_the_chain():

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from support import EXAMPLES, LineReader, connect, recv_until, spawn, wait_exit
+from support import EXAMPLES, LineReader, connect, recv_until, spawn, stop_process, wait_exit
 
 
 @pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
@@ -33,9 +33,7 @@ def test_reverse_server_reverses_quits_and_stops_cleanly(tmp_path, signum, react
         assert not (tmp_path / "twistd.pid").exists()
         assert not (tmp_path / "Reverser-shutdown.tap").exists()  # -o
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 def test_reverse_example_keeps_the_docs_port_by_default(monkeypatch):

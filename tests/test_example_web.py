@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from daemon_helpers import Daemons
-from support import EXAMPLES, LineReader, read_pid, run, spawn, wait_exit, wait_for_file_text, wait_gone
+from support import EXAMPLES, LineReader, read_pid, run, spawn, stop_process, wait_exit, wait_for_file_text, wait_gone
 
 TAC = str(EXAMPLES / "web_service.tac")
 
@@ -52,9 +52,7 @@ def test_the_howto_service_tac_serves_the_current_directory_in_the_foreground(cw
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
     text = out.rest()
     assert "Traceback" not in text and '"GET /page.html HTTP/1.1" 200 41' in text
 

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from netsupport import make_cert
-from support import EXAMPLES, LineReader, connect, env, recv_until, run, spawn, wait_exit
+from support import EXAMPLES, LineReader, connect, env, recv_until, run, spawn, stop_process, wait_exit
 
 REACTORS = ["asyncio", "uvloop"]
 
@@ -42,9 +42,7 @@ class Running:
         return text
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from netsupport import make_cert, run, until
-from support import LineReader, connect, env, recv_until, run as run_twistdlite, wait_exit
+from support import LineReader, connect, env, recv_until, run as run_twistdlite, stop_process, wait_exit
 from twistdlite import endpoints, internet, protocol, reactor, strports
 from twistdlite.error import EndpointStringError
 
@@ -244,9 +244,7 @@ def test_systemd_socket_activation_serves_the_inherited_socket(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 0, out.rest()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 def test_systemd_string_without_activation_fails_to_load_with_one_line(tmp_path):

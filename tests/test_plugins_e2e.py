@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from daemon_helpers import daemons  # noqa: F401 (the fixture)
-from support import ROOT, LineReader, read_pid, run, spawn, wait_exit, wait_for_file_text, wait_gone, wait_until
+from support import (ROOT, LineReader, read_pid, run, spawn, stop_process, wait_exit, wait_for_file_text, wait_gone,
+                     wait_until)
 from test_plugins import HELLO, make_dist
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
@@ -52,9 +53,7 @@ def stop(proc) -> int:
 
 
 def kill(proc) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
+    stop_process(proc)
 
 
 def ports_in(log: Path, pattern: str, count: int) -> list:

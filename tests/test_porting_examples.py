@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from daemon_helpers import Daemons
-from support import (EXAMPLES, LineReader, connect, read_pid, recv_until, run, spawn, wait_exit,
+from support import (EXAMPLES, LineReader, connect, read_pid, recv_until, run, spawn, stop_process, wait_exit,
                      wait_for_file_text, wait_status, wait_until)
 
 PORTING = EXAMPLES / "porting"
@@ -150,9 +150,7 @@ def test_a_ported_example_runs_in_the_foreground_as_a_daemon_and_from_its_tap(tm
             check(log, tmp_path)
             text = stop_foreground(proc, reader, log)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+            stop_process(proc)
         if tac == "idioms.tac":
             after_idioms(text)
 
@@ -186,9 +184,7 @@ def test_a_ported_example_runs_in_the_foreground_as_a_daemon_and_from_its_tap(tm
                     assert int(re.search(r"starting at beat (\d+)", reader.rest()).group(1)) == saved
                 stop_foreground(proc, reader, restarted)
             finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait(10)
+                stop_process(proc)
     finally:
         daemons.cleanup()
 
@@ -203,9 +199,7 @@ def test_the_howtos_logger_factory_writes_the_log_it_opens(tmp_path):
         tcp_echo(port)
         stop_foreground(proc, LineReader(proc), Log(path=my_log))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 STUCK_TAC = """
@@ -242,6 +236,4 @@ def test_a_thread_pool_call_that_raises_is_logged_and_a_trigger_that_never_fires
         assert "The 'before' 'shutdown' trigger __builtin__.Flusher.flush never fired (waited 0.5 s)" in text
         assert "Server Shut Down." in text
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)

@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from daemon_helpers import daemons  # noqa: F401 (the fixture)
-from support import LineReader, read_pid, run, spawn, wait_for_file_text, wait_status
+from support import LineReader, read_pid, run, spawn, stop_process, wait_for_file_text, wait_status
 
 APP = """\
 import atexit, os, threading, time
@@ -73,9 +73,7 @@ def test_a_foreground_run_ends_with_its_atexit_callbacks_threads_log_and_pidfile
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, LineReader(proc).rest()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         proc.stdout.close()
     _assert_finished(tmp_path, mark, proc.pid)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from support import (EXAMPLES, LineReader, connect, read_pid, recv_until, run, spawn, wait_exit,
+from support import (EXAMPLES, LineReader, connect, read_pid, recv_until, run, spawn, stop_process, wait_exit,
                      wait_for_file_text, wait_gone, wait_status, wait_until)
 from twistdlite.launch import persist
 
@@ -58,9 +58,7 @@ def stop(proc: subprocess.Popen) -> int:
 
 
 def kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
+    stop_process(proc)
 
 
 def saved_factory(path: Path):

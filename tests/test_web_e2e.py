@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from support import LineReader, run, spawn, wait_exit, wait_until
+from support import LineReader, run, spawn, stop_process, wait_exit, wait_until
 from websupport import parse_responses
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
@@ -93,9 +93,7 @@ class Server:
         return self.out.rest()
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc)
 
 
 def read_all(sock: socket.socket) -> bytes:
@@ -399,8 +397,6 @@ def test_downloads_that_close_the_connection_end_cleanly(site, tmp_path, reactor
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
     text = out.rest()
     assert text.count('"GET /big.bin HTTP/1.') == 6 and "Exception in callback" not in text and "Traceback" not in text

@@ -21,7 +21,7 @@ import pytest
 
 from daemon_helpers import Daemons, open_fds
 from support import (ROOT, TWISTDLITE, LineReader, children, env, is_gone, kill_hard, listening_port, read_pid, run,
-                     spawn, wait_for_file_text, wait_gone, wait_until)
+                     spawn, stop_process, wait_for_file_text, wait_gone, wait_until)
 
 APP = ROOT / "tests" / "tacs" / "workers_app.tac"
 
@@ -84,9 +84,7 @@ def start_foreground(tmp_path: Path, *args: str, mode: str = "serve", ready: str
 
 
 def stop_foreground(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
+    stop_process(proc)
     for pid in list(workers_of(proc.pid)):
         kill_hard(pid)
 
@@ -399,9 +397,7 @@ def test_as_pid_1_reaps_orphans_and_forwards_sigterm(tmp_path):
         assert proc.wait(20) == 0, out.rest()
         assert re.search(r"Worker 1 \(PID \d+\) stopped\.", out.rest())
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 def test_systemd_hears_ready_when_every_worker_is_and_reloading_at_sighup(tmp_path):
