@@ -191,6 +191,8 @@ def test_several_ranges_get_a_multipart_byteranges_answer(www, kept, monkeypatch
         at_limit = await fetch(site, b"/digits.txt", b"Range: bytes=" + b",".join(b"%d-%d" % (i, i) for i in (0, 2, 4)))
         assert len(multipart_parts(at_limit)) == 3
         assert (await fetch(site_for(www, maxRanges=2), b"/digits.txt", b"Range: bytes=0-0,2-2,4-4")).status == 200
+        assert len(multipart_parts(await fetch(site_for(www, maxRanges=2), b"/digits.txt",
+                                               b"Range: bytes=0-0,2-2"))) == 2  # exactly at the limit
         # If-Range decides for several ranges too
         etag = several.headers["etag"]
         assert (await fetch(site, b"/digits.txt", b"Range: bytes=0-0,2-2", b'If-Range: "other"')).status == 200
@@ -331,6 +333,24 @@ def test_a_small_file_is_kept_in_memory_until_it_changes(www, monkeypatch, tmp_p
         path.unlink()
         assert (await fetch(site, b"/digits.txt")).status == 404
         assert str(path) not in static._small_files
+
+    run(main())
+
+
+def test_a_file_of_exactly_the_small_size_is_kept_and_one_byte_more_is_not(www, monkeypatch):
+    monkeypatch.setattr(static, "SETTLED", -3600.0)
+    at, over = www / "at.bin", www / "over.bin"
+    at.write_bytes(b"a" * static.SMALL_FILE)
+    over.write_bytes(b"o" * (static.SMALL_FILE + 1))
+    opened_at, opened_over = opens_of(monkeypatch, at), opens_of(monkeypatch, over)
+
+    async def main():
+        site = site_for(www)
+        for _ in range(3):
+            assert len((await fetch(site, b"/at.bin")).body) == static.SMALL_FILE
+            assert len((await fetch(site, b"/over.bin")).body) == static.SMALL_FILE + 1
+        assert (len(opened_at), len(opened_over)) == (1, 3)
+        assert str(at) in static._small_files and str(over) not in static._small_files
 
     run(main())
 
